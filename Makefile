@@ -1,0 +1,36 @@
+# The two set-up commands of the README:
+#   make demo   installs what is missing, builds, and trains a small model on the bundled text
+#   make test   installs what is missing, builds, and runs the whole suite through ctest
+# (plus the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer).
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: demo test deps build build-asan bench clean format
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIBARI_SANITIZE=ON -DHIBARI_BENCH=OFF >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)/hibari
+
+test: build build-asan
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+format:
+	find core kernels model optim train cli tests bench data -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,36 @@
+// optim/adamw.h — AdamW over flat buffers (torch.optim.AdamW's update; see kernels/cpu/adamw.h).
+// State m and v mirror the parameter buffer.  Parameters are updated range by range; a range says
+// whether weight decay applies (norm weights get none), so the optimizer never sees names.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace hibari {
+
+struct AdamWConfig {
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.1f;
+};
+
+struct ParamRange {
+  size_t offset, numel;
+  bool weight_decay;
+};
+
+struct AdamW {
+  AdamWConfig config;
+  std::vector<ParamRange> ranges;
+  std::vector<float> m, v;  // (total)
+  int64_t step = 0;         // optimizer steps taken
+};
+
+void adamw_create(AdamW& opt, const AdamWConfig& config, std::vector<ParamRange> ranges,
+                  size_t total);
+// One step at learning rate `lr`: params updated in place from grads.
+void adamw_step(AdamW& opt, float* params, const float* grads, float lr);
+
+}  // namespace hibari

@@ -1,0 +1,39 @@
+// train/metrics.h — where a run's numbers go: metrics.jsonl (one JSON object per line, flushed each
+// step, readable while the run goes on) and TensorBoard event files in the same run directory.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "train/tensorboard.h"
+
+namespace hibari {
+
+struct Metric {
+  const char* name;
+  double value;
+};
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& run_dir);  // appends to run_dir/metrics.jsonl
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  // {"step": step, name: value, ...}; NaN and Inf are written as null (JSON has no NaN).
+  void write(int64_t step, const std::vector<Metric>& metrics);
+
+ private:
+  std::string path_;
+  FILE* jsonl_ = nullptr;
+  TensorBoardWriter tensorboard_;
+};
+
+// "1h02m", "3m05s", "12s".
+std::string format_duration(double seconds);
+
+}  // namespace hibari

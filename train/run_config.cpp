@@ -1,0 +1,184 @@
+#include "train/run_config.h"
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "core/error.h"
+
+namespace hibari {
+
+namespace {
+
+// Reads the keys of one TOML table into a section struct, through the section's visit list.
+struct TomlReader {
+  const toml::table& table;
+  const std::string& file;
+  const std::string& section;
+  std::set<std::string> known;
+
+  std::string where(const char* key) const { return "[" + section + "]." + key; }
+
+  void operator()(const char* key, int64_t& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    auto v = node->value_exact<int64_t>();
+    if (!v) fail_file(file, where(key) + " must be an integer");
+    value = *v;
+  }
+  void operator()(const char* key, double& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    auto v = node->value<double>();  // integers are accepted where a float is expected
+    if (!v || !(node->is_floating_point() || node->is_integer()))
+      fail_file(file, where(key) + " must be a number");
+    value = *v;
+  }
+  void operator()(const char* key, std::string& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    auto v = node->value_exact<std::string>();
+    if (!v) fail_file(file, where(key) + " must be a string");
+    value = *v;
+  }
+  void operator()(const char* key, std::vector<std::string>& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) fail_file(file, where(key) + " must be an array of strings");
+    value.clear();
+    for (const toml::node& item : *array) {
+      auto v = item.value_exact<std::string>();
+      if (!v) fail_file(file, where(key) + " must be an array of strings");
+      value.push_back(*v);
+    }
+  }
+};
+
+template <class Section>
+void read_section(const toml::table& root, const char* name, Section& section,
+                  const std::string& file) {
+  const toml::node* node = root.get(name);
+  if (!node) return;
+  const toml::table* table = node->as_table();
+  if (!table) fail_file(file, std::string("[") + name + "] must be a table");
+  TomlReader reader{*table, file, name, {}};
+  section.visit(reader);
+  for (const auto& [key, value] : *table) {
+    if (!reader.known.count(std::string(key.str())))
+      fail_file(file, "unknown key [" + std::string(name) + "]." + std::string(key.str()));
+  }
+}
+
+// Writes "key = default  # description" lines of one section.
+struct ReferenceWriter {
+  std::ostringstream& out;
+  void operator()(const char* key, int64_t& v, const char* help) { line(key, std::to_string(v), help); }
+  void operator()(const char* key, double& v, const char* help) {
+    std::ostringstream s;
+    s << v;
+    line(key, s.str(), help);
+  }
+  void operator()(const char* key, std::string& v, const char* help) {
+    line(key, "\"" + v + "\"", help);
+  }
+  void operator()(const char* key, std::vector<std::string>&, const char* help) {
+    line(key, "[]", help);
+  }
+  void line(const char* key, const std::string& value, const char* help) {
+    out << key << " = " << value << "  # " << help << "\n";
+  }
+};
+
+void check_positive(const std::string& file, const char* key, int64_t v) {
+  if (v <= 0) fail_file(file, std::string(key) + " must be positive, got " + std::to_string(v));
+}
+
+}  // namespace
+
+RunConfig load_run_config(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail_file(path, "no such file");
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    fail_file(path, "malformed TOML at line " + std::to_string(where.line) + ", column " +
+                        std::to_string(where.column) + ": " + std::string(e.description()));
+  }
+  RunConfig c;
+  c.path = path;
+  const std::set<std::string> sections = {"model", "data", "train", "optimizer", "schedule", "run"};
+  for (const auto& [key, value] : root) {
+    if (!sections.count(std::string(key.str())))
+      fail_file(path, "unknown section [" + std::string(key.str()) + "]");
+  }
+  read_section(root, "model", c.model, path);
+  read_section(root, "data", c.data, path);
+  read_section(root, "train", c.train, path);
+  read_section(root, "optimizer", c.optimizer, path);
+  read_section(root, "schedule", c.schedule, path);
+  read_section(root, "run", c.run, path);
+
+  if (c.model.config.empty()) fail_file(path, "[model].config is required");
+  if (c.data.text.empty()) fail_file(path, "[data].text needs at least one file");
+  check_positive(path, "[train].seq_length", c.train.seq_length);
+  check_positive(path, "[train].micro_batch_size", c.train.micro_batch_size);
+  check_positive(path, "[train].global_batch_size", c.train.global_batch_size);
+  check_positive(path, "[train].steps", c.train.steps);
+  check_positive(path, "[train].log_every", c.train.log_every);
+  if (c.train.global_batch_size % c.train.micro_batch_size != 0)
+    fail_file(path, "[train].global_batch_size must be a multiple of micro_batch_size");
+  if (c.train.threads < 0 || c.train.eval_every < 0 || c.train.eval_batches < 0 ||
+      c.train.sample_tokens < 0 || c.train.sample_top_k < 0 || c.train.peak_flops < 0)
+    fail_file(path, "[train] values must not be negative");
+  if (c.optimizer.lr <= 0 || c.optimizer.min_lr < 0 || c.optimizer.min_lr > c.optimizer.lr)
+    fail_file(path, "[optimizer] needs lr > 0 and 0 <= min_lr <= lr");
+  if (!(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1 && c.optimizer.beta2 >= 0 &&
+        c.optimizer.beta2 < 1))
+    fail_file(path, "[optimizer].beta1 and beta2 must be in [0, 1)");
+  if (c.optimizer.eps <= 0 || c.optimizer.weight_decay < 0 || c.optimizer.grad_clip < 0)
+    fail_file(path, "[optimizer] needs eps > 0, weight_decay >= 0, grad_clip >= 0");
+  if (c.schedule.warmup_steps < 0 || c.schedule.decay_steps < 0)
+    fail_file(path, "[schedule] steps must not be negative");
+  if (c.schedule.decay != "cosine" && c.schedule.decay != "linear" &&
+      c.schedule.decay != "constant")
+    fail_file(path, "[schedule].decay must be cosine, linear or constant, got \"" +
+                        c.schedule.decay + "\"");
+  if (c.schedule.decay_steps == 0) c.schedule.decay_steps = c.train.steps;
+
+  // Paths inside the file are relative to the file.
+  std::filesystem::path base = std::filesystem::path(path).parent_path();
+  auto resolve = [&](std::string& p) {
+    if (!p.empty() && std::filesystem::path(p).is_relative()) p = (base / p).lexically_normal();
+  };
+  resolve(c.model.config);
+  for (std::string& t : c.data.text) resolve(t);
+  return c;
+}
+
+std::string run_config_reference() {
+  RunConfig c;
+  std::ostringstream out;
+  ReferenceWriter writer{out};
+  out << "[model]\n";
+  c.model.visit(writer);
+  out << "\n[data]\n";
+  c.data.visit(writer);
+  out << "\n[train]\n";
+  c.train.visit(writer);
+  out << "\n[optimizer]\n";
+  c.optimizer.visit(writer);
+  out << "\n[schedule]\n";
+  c.schedule.visit(writer);
+  out << "\n[run]\n";
+  c.run.visit(writer);
+  return out.str();
+}
+
+}  // namespace hibari

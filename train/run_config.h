@@ -1,0 +1,122 @@
+// train/run_config.h — the TOML file a run is described by (`hibari train --config run.toml`).
+// Each section is a struct whose fields are listed once, in `visit`, with their TOML key and a
+// one-line description: the TOML reader, the defaults dump and the documentation all walk that list
+// (gemma.cpp's ForEach).  A key the list does not know is an error naming the file and the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hibari {
+
+struct ModelSection {
+  std::string config;  // path to a Hugging Face config.json, relative to the TOML file
+  template <class V>
+  void visit(V&& v) {
+    v("config", config, "Hugging Face config.json of the model (path relative to this file)");
+  }
+};
+
+struct DataSection {
+  std::vector<std::string> text;  // UTF-8 text files, read as bytes until tokenizers land
+  double valid_fraction = 0.05;
+  template <class V>
+  void visit(V&& v) {
+    v("text", text, "UTF-8 text files to train on, read as bytes (paths relative to this file)");
+    v("valid_fraction", valid_fraction, "fraction of the text held out for validation");
+  }
+};
+
+struct TrainSection {
+  int64_t seed = 1234;
+  int64_t seq_length = 256;
+  int64_t micro_batch_size = 8;
+  int64_t global_batch_size = 8;
+  int64_t steps = 100;
+  int64_t threads = 0;
+  int64_t log_every = 1;
+  int64_t eval_every = 0;
+  int64_t eval_batches = 4;
+  double peak_flops = 0;
+  std::vector<std::string> sample_prompts;
+  int64_t sample_tokens = 128;
+  double sample_temperature = 0.8;
+  int64_t sample_top_k = 40;
+  template <class V>
+  void visit(V&& v) {
+    v("seed", seed, "seed of initialization and data order");
+    v("seq_length", seq_length, "tokens per sequence");
+    v("micro_batch_size", micro_batch_size, "sequences per forward/backward pass");
+    v("global_batch_size", global_batch_size,
+      "sequences per optimizer step (a multiple of micro_batch_size; the rest is accumulation)");
+    v("steps", steps, "optimizer steps to run");
+    v("threads", threads, "CPU threads (0: OMP_NUM_THREADS, else all cores)");
+    v("log_every", log_every, "write a progress line every this many steps");
+    v("eval_every", eval_every, "validation loss every this many steps (0: only at the end)");
+    v("eval_batches", eval_batches, "micro-batches in a validation pass");
+    v("peak_flops", peak_flops,
+      "FLOP/s that MFU divides by (0: measure this machine's sgemm rate at start)");
+    v("sample_prompts", sample_prompts, "prompts continued by the model at the end of training");
+    v("sample_tokens", sample_tokens, "tokens generated per prompt");
+    v("sample_temperature", sample_temperature, "sampling temperature (0: greedy)");
+    v("sample_top_k", sample_top_k, "sample among the k most likely tokens (0: all)");
+  }
+};
+
+struct OptimizerSection {
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;
+  template <class V>
+  void visit(V&& v) {
+    v("lr", lr, "peak learning rate");
+    v("min_lr", min_lr, "learning rate at the end of the decay");
+    v("beta1", beta1, "AdamW beta1");
+    v("beta2", beta2, "AdamW beta2");
+    v("eps", eps, "AdamW epsilon");
+    v("weight_decay", weight_decay, "decoupled weight decay (never applied to norm weights)");
+    v("grad_clip", grad_clip, "clip the global gradient norm to this (0: no clipping)");
+  }
+};
+
+struct ScheduleSection {
+  int64_t warmup_steps = 0;
+  int64_t decay_steps = 0;
+  std::string decay = "cosine";
+  template <class V>
+  void visit(V&& v) {
+    v("warmup_steps", warmup_steps, "linear warmup steps");
+    v("decay_steps", decay_steps, "step at which min_lr is reached (0: train.steps)");
+    v("decay", decay, "cosine, linear or constant");
+  }
+};
+
+struct RunSection {
+  std::string dir = "runs/default";
+  template <class V>
+  void visit(V&& v) {
+    v("dir", dir, "run directory: config copy, metrics.jsonl, TensorBoard events (relative to cwd)");
+  }
+};
+
+struct RunConfig {
+  std::string path;  // the TOML file; relative paths in it are resolved against its folder
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  OptimizerSection optimizer;
+  ScheduleSection schedule;
+  RunSection run;
+};
+
+// Reads, validates and resolves relative paths.  Errors name the file and the key.
+RunConfig load_run_config(const std::string& path);
+// Every section and key with its default and description, as a commented TOML file.
+std::string run_config_reference();
+
+}  // namespace hibari

@@ -1,0 +1,215 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/byte_text.h"
+#include "infer/sample.h"
+#include "model/llama.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "train/metrics.h"
+#include "train/peak_flops.h"
+
+namespace hibari {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The config as run, and the model's config.json, copied into the run directory.
+void write_run_files(const RunConfig& c, const ModelConfig& model, const std::string& dir) {
+  std::filesystem::copy_file(c.path, std::filesystem::path(dir) / "run.toml",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream json(std::filesystem::path(dir) / "config.json");
+  json << model_config_to_json(model).dump(2) << "\n";
+  if (!json) fail_file(dir + "/config.json", "write failed");
+}
+
+std::vector<ParamRange> adamw_ranges(const ParameterLayout& layout) {
+  std::vector<ParamRange> ranges;
+  for (const ParamInfo& p : layout.params) ranges.push_back({p.offset, p.numel, p.weight_decay});
+  return ranges;
+}
+
+// Mean loss over `batches` fixed validation micro-batches (the same ones at every evaluation).
+double validation_loss(Llama& model, const ByteCorpus& corpus, const TrainSection& t,
+                       std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
+  size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
+  if (t.eval_batches == 0 || corpus.valid.size() < T + 1)
+    return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0;
+  for (int64_t i = 0; i < t.eval_batches; ++i) {
+    byte_batch(inputs.data(), targets.data(), corpus.valid, B, T, uint64_t(t.seed), 2,
+               uint64_t(i) * B);
+    sum += llama_forward(model, inputs.data(), targets.data(), B, T, 0.0f);
+  }
+  return sum / double(t.eval_batches);
+}
+
+// Prints the text of a byte-level generation, escaping control characters except newlines.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char ch : text) {
+    if (ch == '\n' || ch == '\t' || ch >= 0x20) {
+      out.push_back(char(ch));
+    } else {
+      out += "\\x" + std::string(1, "0123456789abcdef"[ch >> 4]) + "0123456789abcdef"[ch & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TrainSummary run_training(const RunConfig& c, FILE* out) {
+  const TrainSection& t = c.train;
+  set_num_threads(int(t.threads));
+  ModelConfig model_config = load_model_config(c.model.config);
+  if (model_config.vocab_size < byte_vocab_size)
+    fail_file(c.model.config, "vocab_size must be at least " + std::to_string(byte_vocab_size) +
+                                  " for byte-level text (256 bytes + BOS + EOS)");
+  ByteCorpus corpus = load_byte_corpus(c.data.text, c.data.valid_fraction);
+
+  const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
+  const int64_t accumulation = t.global_batch_size / t.micro_batch_size;
+  Llama model;
+  llama_create(model, model_config, B, T);
+  llama_init_parameters(model.params, model.layout, model_config.initializer_range,
+                        uint64_t(t.seed));
+  AdamW optimizer;
+  adamw_create(optimizer,
+               {.beta1 = float(c.optimizer.beta1),
+                .beta2 = float(c.optimizer.beta2),
+                .eps = float(c.optimizer.eps),
+                .weight_decay = float(c.optimizer.weight_decay)},
+               adamw_ranges(model.layout), model.layout.total);
+  LrSchedule schedule{.lr = c.optimizer.lr,
+                      .min_lr = c.optimizer.min_lr,
+                      .warmup_steps = c.schedule.warmup_steps,
+                      .decay_steps = c.schedule.decay_steps,
+                      .decay = parse_lr_decay(c.schedule.decay)};
+
+  std::filesystem::create_directories(c.run.dir);
+  write_run_files(c, model_config, c.run.dir);
+  MetricsLog metrics(c.run.dir);
+
+  // MFU: say once what is divided by what.
+  const double flops_per_token = llama_train_flops_per_token(model_config, T);
+  double peak = t.peak_flops;
+  std::string peak_source = "train.peak_flops from the config";
+  if (peak == 0) {
+    peak = measure_sgemm_flops();
+    peak_source = "measured: 2048^3 sgemm on " + std::to_string(num_threads()) + " threads";
+  }
+  const size_t tokens_per_step = size_t(t.global_batch_size) * T;
+  std::fprintf(out, "hibari train: %s\n", c.path.c_str());
+  std::fprintf(out, "  model   %s: %zu layers, hidden %zu, heads %zu/%zu, ffn %zu, vocab %zu, %.2fM params\n",
+               c.model.config.c_str(), model_config.num_hidden_layers, model_config.hidden_size,
+               model_config.num_attention_heads, model_config.num_key_value_heads,
+               model_config.intermediate_size, model_config.vocab_size,
+               double(parameter_count(model_config)) / 1e6);
+  std::fprintf(out, "  data    %zu train / %zu valid byte tokens; %zu tokens per step (%lld x %zu, %lld micro-batches)\n",
+               corpus.train.size(), corpus.valid.size(), tokens_per_step,
+               (long long)t.global_batch_size, T, (long long)accumulation);
+  std::fprintf(out, "  memory  %.1f MiB planned (parameters, gradients, activations)\n",
+               double(model.arena.bytes()) / (1 << 20));
+  std::fprintf(out, "  MFU     = tokens/s x %.4g FLOP/token / %.4g FLOP/s\n", flops_per_token, peak);
+  std::fprintf(out, "          FLOP/token = 6 x %zu matmul params + 6 x L x T x Q (causal attention)\n",
+               matmul_parameter_count(model_config));
+  std::fprintf(out, "          peak = %.1f GFLOP/s (%s)\n", peak / 1e9, peak_source.c_str());
+  std::fprintf(out, "  run dir %s (metrics.jsonl, TensorBoard events)\n", c.run.dir.c_str());
+  std::fflush(out);
+
+  const bool live = isatty(fileno(out));
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  TrainSummary summary;
+  auto run_start = Clock::now();
+  double train_seconds = 0;
+  for (int64_t step = 1; step <= t.steps; ++step) {
+    auto step_start = Clock::now();
+    llama_zero_grads(model);
+    double loss = 0;
+    for (int64_t micro = 0; micro < accumulation; ++micro) {
+      uint64_t first_sample = uint64_t((step - 1) * t.global_batch_size + micro * t.micro_batch_size);
+      byte_batch(inputs.data(), targets.data(), corpus.train, B, T, uint64_t(t.seed), 1, first_sample);
+      loss += llama_forward(model, inputs.data(), targets.data(), B, T, 1.0f / float(accumulation));
+      llama_backward(model);
+    }
+    loss /= double(accumulation);
+    if (!std::isfinite(loss)) fail("step " + std::to_string(step) + ": loss is " + std::to_string(loss) + "; stopping");
+    double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
+    double lr = learning_rate(schedule, step);
+    adamw_step(optimizer, model.params, model.grads, float(lr));
+    double step_seconds = seconds_since(step_start);
+    train_seconds += step_seconds;
+
+    double tokens_per_second = double(tokens_per_step) / step_seconds;
+    double mfu = tokens_per_second * flops_per_token / peak;
+    std::vector<Metric> row = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                               {"tokens_per_s", tokens_per_second}, {"mfu", mfu},
+                               {"tokens", double(step) * double(tokens_per_step)}};
+    bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
+    if (eval_now) {
+      summary.valid_loss = validation_loss(model, corpus, t, inputs, targets);
+      row.push_back({"valid_loss", summary.valid_loss});
+    }
+    metrics.write(step, row);
+    if (step == 1) summary.first_loss = loss;
+    summary.last_loss = loss;
+    summary.steps = step;
+
+    double average_tokens_per_second = double(step * int64_t(tokens_per_step)) / train_seconds;
+    double eta = double(t.steps - step) * train_seconds / double(step);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "step %5lld/%lld | loss %.4f | lr %.3e | grad %.3f | %.0f tok/s | MFU %.1f%% | ETA %s",
+                  (long long)step, (long long)t.steps, loss, lr, grad_norm, average_tokens_per_second,
+                  100 * mfu, format_duration(eta).c_str());
+    std::string text = line;
+    if (eval_now && std::isfinite(summary.valid_loss)) {
+      std::snprintf(line, sizeof line, " | valid %.4f", summary.valid_loss);
+      text += line;
+    }
+    if (step % t.log_every == 0 || step == t.steps || eval_now) {
+      std::fprintf(out, "%s%s\n", live ? "\r\033[K" : "", text.c_str());
+    } else if (live) {
+      std::fprintf(out, "\r\033[K%s", text.c_str());
+    }
+    std::fflush(out);
+  }
+  summary.tokens_per_second = double(t.steps * int64_t(tokens_per_step)) / train_seconds;
+  std::fprintf(out, "done: %lld steps in %s, %.0f tokens/s; loss %.4f -> %.4f\n",
+               (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
+               summary.tokens_per_second, summary.first_loss, summary.last_loss);
+
+  for (size_t i = 0; i < t.sample_prompts.size(); ++i) {
+    std::vector<int32_t> prompt = {byte_bos};
+    for (int32_t tok : byte_encode(t.sample_prompts[i])) prompt.push_back(tok);
+    SampleOptions options{.max_new_tokens = size_t(t.sample_tokens),
+                          .temperature = t.sample_temperature,
+                          .top_k = size_t(t.sample_top_k),
+                          .seed = uint64_t(t.seed) + i,
+                          .stop_tokens = {byte_eos}};
+    std::vector<int32_t> generated = sample_continuation(model, prompt, options);
+    std::fprintf(out, "\n--- sample %zu ---\n%s%s\n", i + 1, t.sample_prompts[i].c_str(),
+                 printable(byte_decode(generated)).c_str());
+  }
+  std::fflush(out);
+  return summary;
+}
+
+}  // namespace hibari

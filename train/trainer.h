@@ -1,0 +1,23 @@
+// train/trainer.h — the training loop of `hibari train`: data, model, AdamW, schedule, clipping,
+// gradient accumulation, validation, metrics and the live progress line.
+#pragma once
+
+#include <cstdio>
+
+#include "train/run_config.h"
+
+namespace hibari {
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double first_loss = 0;
+  double last_loss = 0;
+  double valid_loss = 0;  // NaN without a validation split
+  double tokens_per_second = 0;
+};
+
+// Runs the whole job.  Human-readable output (header, progress, samples) goes to `out`; a live
+// line is redrawn in place when `out` is a terminal.
+TrainSummary run_training(const RunConfig& config, FILE* out);
+
+}  // namespace hibari
