@@ -82,6 +82,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   if (model_config.vocab_size < byte_vocab_size)
     fail_file(c.model.config, "vocab_size must be at least " + std::to_string(byte_vocab_size) +
                                   " for byte-level text (256 bytes + BOS + EOS)");
+  if (size_t(t.seq_length) > model_config.max_position_embeddings)
+    fail_file(c.model.config, "[train].seq_length " + std::to_string(t.seq_length) +
+                                  " exceeds max_position_embeddings " +
+                                  std::to_string(model_config.max_position_embeddings));
   ByteCorpus corpus = load_byte_corpus(c.data.text, c.data.valid_fraction);
 
   const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);

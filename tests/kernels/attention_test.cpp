@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <tuple>
@@ -24,6 +25,8 @@ constexpr double tolerance = 1e-4;
 struct Heads {
   size_t NH, NKV;
 };
+
+void PrintTo(const Heads& h, std::ostream* os) { *os << "NH=" << h.NH << " NKV=" << h.NKV; }
 
 using AttentionCase = std::tuple<Heads, size_t /*T*/, size_t /*HD*/>;
 

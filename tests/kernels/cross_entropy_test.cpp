@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +25,10 @@ struct Case {
   size_t n, V;
   float spread;  // logits uniform in [-spread, spread)
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "n=" << c.n << " V=" << c.V << " spread=" << c.spread;
+}
 
 // Every fifth target is ignore_index; the others are uniform over the vocabulary.
 std::vector<int32_t> targets_with_ignored(size_t n, size_t V, std::mt19937& rng) {

@@ -78,13 +78,12 @@ TEST(Embedding, BackwardIsIndependentOfThreadCount) {
   auto tokens = random_tokens(N, V, rng);
   auto dout = test::uniform(N * C, rng, -100.0f, 100.0f);
   auto init = test::uniform(V * C, rng);
-  const int saved = omp_get_max_threads();
+  test::SavedThreadCount saved_threads;
   std::vector<float> one = init, two = init;
   omp_set_num_threads(1);
   cpu::embedding_backward(one.data(), dout.data(), tokens.data(), N, C);
   omp_set_num_threads(2);
   cpu::embedding_backward(two.data(), dout.data(), tokens.data(), N, C);
-  omp_set_num_threads(saved);
   EXPECT_EQ(one, two);  // bit for bit
 }
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ struct GemmCase {
   bool transpose_a, transpose_b, accumulate;
   size_t pad;  // extra elements per row of a, b and c beyond the packed leading dimension
 };
+
+void PrintTo(const GemmCase& g, std::ostream* os) {
+  *os << "M=" << g.M << " N=" << g.N << " K=" << g.K << " transpose_a=" << g.transpose_a
+      << " transpose_b=" << g.transpose_b << " accumulate=" << g.accumulate << " pad=" << g.pad;
+}
 
 std::string case_name(const testing::TestParamInfo<GemmCase>& info) {
   const GemmCase& g = info.param;

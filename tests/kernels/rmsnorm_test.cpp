@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ constexpr float eps = 1e-5f;
 struct Shape {
   size_t N, C;
 };
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << "N=" << s.N << " C=" << s.C; }
 
 class RmsnormVsReference : public testing::TestWithParam<Shape> {};
 
@@ -86,7 +89,7 @@ TEST(Rmsnorm, DweightIsIndependentOfThreadCount) {
   auto dout = test::uniform(N * C, rng);
   std::vector<float> out(N * C), rstd(N);
   cpu::rmsnorm_forward(out.data(), rstd.data(), inp.data(), weight.data(), N, C, eps);
-  const int saved = omp_get_max_threads();
+  test::SavedThreadCount saved_threads;
   std::vector<float> dinp1(N * C), dw1(C), dinp2(N * C), dw2(C);
   omp_set_num_threads(1);
   cpu::rmsnorm_backward(dinp1.data(), dw1.data(), dout.data(), inp.data(), weight.data(),
@@ -94,7 +97,6 @@ TEST(Rmsnorm, DweightIsIndependentOfThreadCount) {
   omp_set_num_threads(2);
   cpu::rmsnorm_backward(dinp2.data(), dw2.data(), dout.data(), inp.data(), weight.data(),
                         rstd.data(), N, C);
-  omp_set_num_threads(saved);
   EXPECT_EQ(dw1, dw2);  // bit for bit
   EXPECT_EQ(dinp1, dinp2);
 }

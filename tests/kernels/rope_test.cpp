@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -108,6 +109,11 @@ TEST(RopeTable, CosSinOfPositionTimesFrequency) {
 struct RopeCase {
   size_t B, T, H, HD, row_stride;
 };
+
+void PrintTo(const RopeCase& c, std::ostream* os) {
+  *os << "B=" << c.B << " T=" << c.T << " H=" << c.H << " HD=" << c.HD
+      << " row_stride=" << c.row_stride;
+}
 
 class RopeVsReference : public testing::TestWithParam<RopeCase> {
  protected:

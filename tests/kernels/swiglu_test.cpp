@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ constexpr double tolerance = 1e-5;
 struct Shape {
   size_t N, F;
 };
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << "N=" << s.N << " F=" << s.F; }
 
 class SwigluVsReference : public testing::TestWithParam<Shape> {};
 

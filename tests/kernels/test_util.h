@@ -1,6 +1,8 @@
 // tests/kernels/test_util.h — random test data and error measures shared by the kernel tests.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -48,6 +50,18 @@ double norm_relative_error(const std::vector<A>& a, const std::vector<B>& b) {
   if (a.size() != b.size() || std::isnan(diff)) return INFINITY;
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
+
+// Restores OpenMP's thread count when a test that changes it ends, failed assertions included.
+class SavedThreadCount {
+ public:
+  SavedThreadCount() : saved_(omp_get_max_threads()) {}
+  ~SavedThreadCount() { omp_set_num_threads(saved_); }
+  SavedThreadCount(const SavedThreadCount&) = delete;
+  SavedThreadCount& operator=(const SavedThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
 
 // The parts written one after another: for test names ("T" + std::to_string(T) trips a false
 // -Wrestrict in GCC 12's std::string at -O3).
