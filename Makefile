@@ -11,6 +11,7 @@ ASAN_BUILD ?= build-asan
 deps:
 	@bash scripts/install-deps.sh
 
+# The same settings as CMakePresets.json's "release" and "sanitize" presets.
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
