@@ -41,6 +41,9 @@ done
 torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null) ||
   die "$python cannot import torch (Debian: apt-get install python3-torch; or set PYTHON)"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer, got '$threads'"
+for config in $configs; do
+  [[ $config == A || $config == B ]] || die "unknown configuration '$config' in CONFIGS (A or B)"
+done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 echo "hibari vs torch: one training step (fp32 Llama, AdamW, clip 1.0), $threads thread(s)"

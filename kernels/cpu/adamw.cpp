@@ -1,5 +1,6 @@
 #include "kernels/cpu/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace hibari::cpu {
@@ -22,19 +23,22 @@ void adamw_update(float* param, float* m, float* v, const float* grad, size_t n,
 }
 
 double sum_of_squares(const float* x, size_t n) {
-  constexpr size_t block = 1 << 14;
+  // At most 256 blocks whose size depends only on n; partial sums are added in block order, so the
+  // result is the same for any thread count.
+  constexpr size_t max_blocks = 256, min_block = 1 << 14;
+  size_t block = std::max(min_block, (n + max_blocks - 1) / max_blocks);
   size_t blocks = (n + block - 1) / block;
-  double total = 0.0;
-  // Blocks are summed in parallel, then added to the total in block order (the ordered section).
-#pragma omp parallel for schedule(static) ordered
+  double partial[max_blocks];
+#pragma omp parallel for schedule(static)
   for (size_t b = 0; b < blocks; ++b) {
-    size_t i0 = b * block, i1 = i0 + block < n ? i0 + block : n;
-    double partial = 0.0;
-#pragma omp simd reduction(+ : partial)
-    for (size_t i = i0; i < i1; ++i) partial += double(x[i]) * double(x[i]);
-#pragma omp ordered
-    total += partial;
+    size_t i0 = b * block, i1 = std::min(i0 + block, n);
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = i0; i < i1; ++i) sum += double(x[i]) * double(x[i]);
+    partial[b] = sum;
   }
+  double total = 0.0;
+  for (size_t b = 0; b < blocks; ++b) total += partial[b];
   return total;
 }
 

@@ -10,8 +10,8 @@ namespace hibari::cpu {
 namespace {
 
 // max and sum(exp(x - max)) of one row: lse = max + log(sum), softmax = exp(x - max) / sum.
-// (exp(x - lse) would be one multiply cheaper but carries lse's fp32 rounding into every
-// probability: ~1e-5 relative when logits reach a few hundred.)
+// (exp(x - lse) would skip the division but carries lse's fp32 rounding into every probability:
+// ~1e-5 relative when logits reach a few hundred.)
 struct RowStats {
   float max, sum;
 };
@@ -39,11 +39,23 @@ void softmax_cross_entropy(float* logits, float* losses, const int32_t* targets,
       std::memset(x, 0, V * sizeof(float));
       continue;
     }
-    RowStats s = row_stats(x, V);
-    losses[r] = s.max + std::log(s.sum) - x[y];
-    const float scale = grad_scale / s.sum;
+    // Three passes over a row that stays in L2: max; exp(x - max) stored in place and summed (one
+    // exp per logit); scale by grad_scale / sum.
+    const float target_logit = x[y];
+    float max = x[0];
+#pragma omp simd reduction(max : max)
+    for (size_t v = 0; v < V; ++v) max = x[v] > max ? x[v] : max;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t v = 0; v < V; ++v) {
+      float e = exp_approx(x[v] - max);
+      x[v] = e;
+      sum += e;
+    }
+    losses[r] = max + std::log(sum) - target_logit;
+    const float scale = grad_scale / sum;
 #pragma omp simd
-    for (size_t v = 0; v < V; ++v) x[v] = exp_approx(x[v] - s.max) * scale;
+    for (size_t v = 0; v < V; ++v) x[v] *= scale;
     x[y] -= grad_scale;
   }
 }

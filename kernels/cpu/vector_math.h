@@ -14,8 +14,11 @@ inline float exp_approx(float x) {
   const float input = x;
   x = x > 88.3762626647949f ? 88.3762626647949f : x;
   x = x < -87.3365447505531f ? -87.3365447505531f : x;
-  // exp(x) = 2^n * exp(r),  n = round(x / ln 2),  r = x - n ln 2 (ln 2 split hi + lo for accuracy)
-  float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  // exp(x) = 2^n * exp(r),  n = round(x / ln 2),  r = x - n ln 2 (ln 2 split hi + lo for accuracy).
+  // Rounding by adding and subtracting 1.5 * 2^23 keeps the loop free of floor(), which GCC will
+  // not vectorize under its default -ftrapping-math.
+  const float round_magic = 12582912.0f;
+  float n = (x * 1.44269504088896341f + round_magic) - round_magic;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -134,16 +135,43 @@ const BadCase cases[] = {
 INSTANTIATE_TEST_SUITE_P(Cases, BadInput, ::testing::ValuesIn(cases),
                          [](const auto& info) { return std::string(info.param.name); });
 
-TEST(GoodInput, TrainsOneStep) {
+// The "loss" values of metrics.jsonl, as written (text, so equality means the same bits printed
+// with 9 significant digits, enough to tell any two floats apart).
+std::vector<std::string> logged_losses(const fs::path& metrics) {
+  std::ifstream in(metrics);
+  std::vector<std::string> losses;
+  for (std::string line; std::getline(in, line);) {
+    size_t at = line.find("\"loss\": ");
+    if (at == std::string::npos) continue;
+    size_t begin = at + 8, end = line.find(',', begin);
+    losses.push_back(line.substr(begin, end - begin));
+  }
+  return losses;
+}
+
+TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
   fs::path dir = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / "good_input";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::ofstream(dir / "run.toml") << replace(good_run, "RUNDIR", (dir / "run").string());
+  std::string run = replace(good_run, "steps = 1", "steps = 4\nlog_every = 2");
   std::ofstream(dir / "config.json") << good_model;
   std::ofstream(dir / "text.txt") << "日本語と English のテキスト。 some text to train on, long enough.\n";
-  Result r = run_hibari(dir / "run.toml", dir);
-  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  EXPECT_TRUE(fs::exists(dir / "run" / "metrics.jsonl"));
+  std::vector<std::string> first;
+  for (const char* name : {"a", "b"}) {
+    std::ofstream(dir / "run.toml") << replace(run, "RUNDIR", (dir / name).string());
+    Result r = run_hibari(dir / "run.toml", dir);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    std::vector<std::string> losses = logged_losses(dir / name / "metrics.jsonl");
+    ASSERT_EQ(losses.size(), 4u);
+    EXPECT_TRUE(fs::exists(dir / name / "run.toml"));
+    EXPECT_TRUE(fs::exists(dir / name / "config.json"));
+    if (first.empty()) {
+      first = losses;
+      EXPECT_NE(losses.front(), losses.back());  // it trained
+    } else {
+      EXPECT_EQ(losses, first);
+    }
+  }
   fs::remove_all(dir);
 }
 
