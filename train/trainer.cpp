@@ -60,8 +60,16 @@ double validation_loss(Llama& model, const ByteCorpus& corpus, const TrainSectio
   return sum / double(t.eval_batches);
 }
 
-// Prints the text of a byte-level generation, escaping control characters except newlines.
-std::string printable(const std::string& text) {
+// Prints the text of a byte-level generation, escaping control characters except newlines, and
+// dropping a multi-byte UTF-8 character cut short by the token limit.
+std::string printable(std::string text) {
+  size_t lead = text.size();
+  while (lead > 0 && (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) --lead;
+  if (lead > 0) {
+    unsigned char first = static_cast<unsigned char>(text[lead - 1]);
+    size_t needed = first >= 0xF0 ? 4 : first >= 0xE0 ? 3 : first >= 0xC0 ? 2 : 1;
+    if (text.size() - (lead - 1) < needed) text.resize(lead - 1);
+  }
   std::string out;
   for (unsigned char ch : text) {
     if (ch == '\n' || ch == '\t' || ch >= 0x20) {
