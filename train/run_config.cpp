@@ -95,6 +95,17 @@ struct ReferenceWriter {
   }
 };
 
+// The sections of a run file, in order: the one list that reading and the reference walk.
+template <class F>
+void for_each_section(RunConfig& c, F&& f) {
+  f("model", c.model);
+  f("data", c.data);
+  f("train", c.train);
+  f("optimizer", c.optimizer);
+  f("schedule", c.schedule);
+  f("run", c.run);
+}
+
 void check_positive(const std::string& file, const char* key, int64_t v) {
   if (v <= 0) fail_file(file, std::string(key) + " must be positive, got " + std::to_string(v));
 }
@@ -113,17 +124,15 @@ RunConfig load_run_config(const std::string& path) {
   }
   RunConfig c;
   c.path = path;
-  const std::set<std::string> sections = {"model", "data", "train", "optimizer", "schedule", "run"};
+  std::set<std::string> sections;
+  for_each_section(c, [&](const char* name, auto& section) {
+    sections.insert(name);
+    read_section(root, name, section, path);
+  });
   for (const auto& [key, value] : root) {
     if (!sections.count(std::string(key.str())))
       fail_file(path, "unknown section [" + std::string(key.str()) + "]");
   }
-  read_section(root, "model", c.model, path);
-  read_section(root, "data", c.data, path);
-  read_section(root, "train", c.train, path);
-  read_section(root, "optimizer", c.optimizer, path);
-  read_section(root, "schedule", c.schedule, path);
-  read_section(root, "run", c.run, path);
 
   if (c.model.config.empty()) fail_file(path, "[model].config is required");
   if (c.data.text.empty()) fail_file(path, "[data].text needs at least one file");
@@ -166,18 +175,10 @@ std::string run_config_reference() {
   RunConfig c;
   std::ostringstream out;
   ReferenceWriter writer{out};
-  out << "[model]\n";
-  c.model.visit(writer);
-  out << "\n[data]\n";
-  c.data.visit(writer);
-  out << "\n[train]\n";
-  c.train.visit(writer);
-  out << "\n[optimizer]\n";
-  c.optimizer.visit(writer);
-  out << "\n[schedule]\n";
-  c.schedule.visit(writer);
-  out << "\n[run]\n";
-  c.run.visit(writer);
+  for_each_section(c, [&](const char* name, auto& section) {
+    out << (out.tellp() > 0 ? "\n[" : "[") << name << "]\n";
+    section.visit(writer);
+  });
   return out.str();
 }
 
