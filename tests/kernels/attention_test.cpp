@@ -23,6 +23,32 @@ using test::scaled_max_error;
 
 constexpr double tolerance = 1e-4;
 
+// Forward and backward of qkv (upstream gradient dout) by the kernel, in float, and by the
+// reference, in double.  The kernel's outputs start as NaN: every entry must be written.
+struct Results {
+  std::vector<float> out, lse, dqkv;
+  std::vector<double> out_ref, lse_ref, dqkv_ref;
+};
+
+Results run_both(const std::vector<float>& qkv, const std::vector<float>& dout,
+                 const cpu::AttentionShape& sh) {
+  const size_t BT = sh.B * sh.T, S = (sh.NH + 2 * sh.NKV) * sh.HD, O = sh.NH * sh.HD;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Results r{.out = std::vector<float>(BT * O, nan),
+            .lse = std::vector<float>(sh.B * sh.NH * sh.T, nan),
+            .dqkv = std::vector<float>(BT * S, nan),
+            .out_ref = std::vector<double>(BT * O),
+            .lse_ref = std::vector<double>(sh.B * sh.NH * sh.T),
+            .dqkv_ref = std::vector<double>(BT * S)};
+  cpu::attention_forward(r.out.data(), r.lse.data(), qkv.data(), sh);
+  cpu::attention_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sh);
+  const auto qkv_d = test::to_double(qkv);
+  ref::attention_forward(r.out_ref.data(), r.lse_ref.data(), qkv_d.data(), sh);
+  ref::attention_backward(r.dqkv_ref.data(), test::to_double(dout).data(), qkv_d.data(),
+                          r.lse_ref.data(), sh);
+  return r;
+}
+
 struct Heads {
   size_t NH, NKV;
 };
@@ -41,17 +67,7 @@ TEST_P(AttentionVsReference, ForwardAndBackward) {
   auto qkv = test::uniform(sh.B * T * S, rng, -2.0f, 2.0f);
   auto dout = test::uniform(sh.B * T * O, rng);
 
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> out(sh.B * T * O, nan), lse(sh.B * sh.NH * T, nan);
-  std::vector<float> dqkv(sh.B * T * S, nan);  // overwritten, never read
-  cpu::attention_forward(out.data(), lse.data(), qkv.data(), sh);
-  cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), lse.data(), sh);
-
-  auto qkv_d = test::to_double(qkv);
-  std::vector<double> out_ref(out.size()), lse_ref(lse.size()), dqkv_ref(dqkv.size());
-  ref::attention_forward(out_ref.data(), lse_ref.data(), qkv_d.data(), sh);
-  ref::attention_backward(dqkv_ref.data(), test::to_double(dout).data(), qkv_d.data(),
-                          lse_ref.data(), sh);
+  const auto [out, lse, dqkv, out_ref, lse_ref, dqkv_ref] = run_both(qkv, dout, sh);
 
   EXPECT_LT(scaled_max_error(out, out_ref), tolerance);
   EXPECT_LT(scaled_max_error(lse, lse_ref), tolerance);
@@ -110,14 +126,7 @@ TEST(Attention, LargeScoresStayFinite) {
   std::mt19937 rng(12);
   auto qkv = test::uniform(sh.T * S, rng, -12.0f, 12.0f);
   auto dout = test::uniform(sh.T * O, rng);
-  std::vector<float> out(sh.T * O), lse(2 * sh.T), dqkv(sh.T * S);
-  cpu::attention_forward(out.data(), lse.data(), qkv.data(), sh);
-  cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), lse.data(), sh);
-  auto qkv_d = test::to_double(qkv);
-  std::vector<double> out_ref(out.size()), lse_ref(lse.size()), dqkv_ref(dqkv.size());
-  ref::attention_forward(out_ref.data(), lse_ref.data(), qkv_d.data(), sh);
-  ref::attention_backward(dqkv_ref.data(), test::to_double(dout).data(), qkv_d.data(),
-                          lse_ref.data(), sh);
+  const auto [out, lse, dqkv, out_ref, lse_ref, dqkv_ref] = run_both(qkv, dout, sh);
   // lse reaches the hundreds (the case must reach past fp32 exp's range): compare it relatively.
   EXPECT_GT(*std::max_element(lse_ref.begin(), lse_ref.end()), 88.0);
   double lse_err = 0;

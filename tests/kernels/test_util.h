@@ -38,17 +38,23 @@ double scaled_max_error(const std::vector<A>& a, const std::vector<B>& b) {
   return a.size() == b.size() ? diff / scale : INFINITY;
 }
 
-// ||a - b|| / ||b|| (2-norms): for arrays whose entries are all much smaller than one.
+// ||a - b|| / ||b|| (2-norms) over n entries: for arrays whose entries are all much smaller than
+// one.
 template <typename A, typename B>
-double norm_relative_error(const std::vector<A>& a, const std::vector<B>& b) {
+double norm_relative_error(const A* a, const B* b, size_t n) {
   double diff = 0, norm = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     double d = double(a[i]) - double(b[i]);
     diff += d * d;
     norm += double(b[i]) * double(b[i]);
   }
-  if (a.size() != b.size() || std::isnan(diff)) return INFINITY;
+  if (std::isnan(diff)) return INFINITY;
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+template <typename A, typename B>
+double norm_relative_error(const std::vector<A>& a, const std::vector<B>& b) {
+  return a.size() == b.size() ? norm_relative_error(a.data(), b.data(), b.size()) : INFINITY;
 }
 
 // Restores OpenMP's thread count when a test that changes it ends, failed assertions included.

@@ -4,13 +4,10 @@
 // gradient accumulation over 2 micro-batches weighted 1/2 each.  Both sides run in float32, so the
 // comparison is of two float32 trainings from the same initial weights and data.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -23,58 +20,12 @@
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
+#include "tests/reference/torch_fixture.h"
 
 namespace hibari {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool torch_available() {
-  return std::system(HIBARI_PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
-}
-
-// A fresh directory for one test's files, removed when the test ends.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("hibari_" + name + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::vector<int64_t> shape_of(const ParamInfo& p) {
-  if (p.ndim == 2) return {int64_t(p.shape[0]), int64_t(p.shape[1])};
-  return {int64_t(p.shape[0])};
-}
-
-// An F64 tensor, unrounded.
-std::vector<double> read_f64(const SafeTensorsFile& f, const std::string& name) {
-  const SafeTensorInfo* t = f.find(name);
-  if (t == nullptr || t->dtype != StDtype::F64) {
-    ADD_FAILURE() << f.path << ": no F64 tensor " << name;
-    return {};
-  }
-  std::vector<double> v(t->numel());
-  std::memcpy(v.data(), f.data.data() + t->begin, v.size() * sizeof(double));
-  return v;
-}
-
-// ||a - b|| / ||b||
-double norm_relative_error(const float* a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    double d = double(a[i]) - double(b[i]);
-    diff += d * d;
-    norm += double(b[i]) * double(b[i]);
-  }
-  if (std::isnan(diff)) return INFINITY;
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
 
 // Tied embeddings, GQA, llama3 rope scaling: every parameter kind and the tied head's two
 // gradient paths go through the optimizer.
@@ -98,7 +49,7 @@ TEST(AdamWVsTorch, TwentyStepsMatchTorchAdamW) {
   const double max_norm = 1.0;
   const AdamWConfig adamw{.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
 
-  ScratchDir dir("adamw_vs_torch");
+  test::ScratchDir dir("adamw_vs_torch");
   const fs::path config_path = dir.path / "config.json";
   const fs::path fixture_path = dir.path / "fixture.safetensors";
   std::ofstream(config_path) << kConfig;
@@ -109,26 +60,16 @@ TEST(AdamWVsTorch, TwentyStepsMatchTorchAdamW) {
                 seed, B, T, steps, micro, schedule.lr, schedule.min_lr,
                 static_cast<long long>(schedule.warmup_steps),
                 static_cast<long long>(schedule.decay_steps), max_norm, double(adamw.weight_decay));
-  std::string cmd = std::string(HIBARI_PYTHON) +
-                    " " HIBARI_SOURCE_DIR "/tests/reference/llama_torch.py train --config " +
-                    config_path.string() + " --out " + fixture_path.string() + args;
-  // Skipped only where there is no torch to run the reference (asked after a failure, as
-  // importing torch costs a second or two).
-  if (std::system(cmd.c_str()) != 0) {
-    if (!torch_available()) GTEST_SKIP() << HIBARI_PYTHON " cannot import torch";
-    FAIL() << "the reference failed: " << cmd;
-  }
+  if (!test::run_llama_torch("train", config_path, fixture_path, args)) return;
   SafeTensorsFile fixture = safetensors_read(fixture_path.string());
 
   ModelConfig config = load_model_config(config_path.string());
   Llama model;
   llama_create(model, config, B, T);
+  test::load_params(model, fixture, "init.");
   std::vector<ParamRange> ranges;
-  for (const ParamInfo& p : model.layout.params) {
-    std::vector<float> w = fixture.read_f32("init." + p.name, shape_of(p));
-    std::memcpy(model.params + p.offset, w.data(), p.numel * sizeof(float));
+  for (const ParamInfo& p : model.layout.params)
     ranges.push_back({p.offset, p.numel, p.weight_decay});
-  }
   AdamW opt;
   adamw_create(opt, adamw, ranges, model.layout.total);
 
@@ -136,9 +77,9 @@ TEST(AdamWVsTorch, TwentyStepsMatchTorchAdamW) {
   std::vector<int64_t> targets = fixture.read_i64("targets");  // (steps, micro, B, T)
   ASSERT_EQ(inputs.size(), size_t(steps * micro) * B * T);
   ASSERT_EQ(targets.size(), inputs.size());
-  std::vector<double> ref_losses = read_f64(fixture, "losses");
-  std::vector<double> ref_norms = read_f64(fixture, "grad_norms");
-  std::vector<double> ref_lrs = read_f64(fixture, "lrs");
+  std::vector<double> ref_losses = test::read_f64(fixture, "losses");
+  std::vector<double> ref_norms = test::read_f64(fixture, "grad_norms");
+  std::vector<double> ref_lrs = test::read_f64(fixture, "lrs");
   std::vector<int64_t> ref_clipped = fixture.read_i64("clipped");
   ASSERT_EQ(ref_losses.size(), size_t(steps));
   ASSERT_EQ(ref_norms.size(), size_t(steps));
@@ -184,21 +125,12 @@ TEST(AdamWVsTorch, TwentyStepsMatchTorchAdamW) {
   EXPECT_LT(clipped_steps, steps);
   EXPECT_LT(ref_losses.back(), ref_losses.front() - 0.5);
 
-  double worst_param = 0;
-  std::string worst_name;
-  for (const ParamInfo& p : model.layout.params) {
-    std::vector<float> ref = fixture.read_f32("final." + p.name, shape_of(p));
-    double error = norm_relative_error(model.params + p.offset, ref);
-    EXPECT_LT(error, 1e-4) << "final " << p.name;
-    if (!(error <= worst_param)) {
-      worst_param = error;
-      worst_name = p.name;
-    }
-  }
+  const test::WorstParam worst_param =
+      test::expect_params_near(model, model.params, fixture, "final.", 1e-4);
   std::printf(
       "%d steps (%d clipped): worst loss error %.3g, worst grad-norm error %.3g, worst final "
       "parameter error %.3g (%s); loss %.6g -> %.6g\n",
-      steps, clipped_steps, worst_loss, worst_norm, worst_param, worst_name.c_str(),
+      steps, clipped_steps, worst_loss, worst_norm, worst_param.error, worst_param.name.c_str(),
       ref_losses.front(), ref_losses.back());
 }
 
