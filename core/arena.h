@@ -1,6 +1,6 @@
-// core/arena.h — memory planned once. A model lists every buffer it needs (plan), the arena makes one
-// aligned allocation (commit), and the planned offsets become pointers. Nothing is allocated after
-// commit, so the steady-state training step never touches the heap.
+// core/arena.h — memory planned once. A model lists every buffer it needs (plan), the arena makes
+// one aligned allocation (commit), and the planned offsets become pointers. Nothing is allocated
+// after commit, so the steady-state training step never touches the heap.
 #pragma once
 
 #include <cstddef>

@@ -9,7 +9,8 @@
 
 namespace hibari {
 
-inline std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+inline std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> ctr,
+                                          std::array<uint32_t, 2> key) {
   constexpr uint32_t m0 = 0xD2511F53u, m1 = 0xCD9E8D57u;  // Philox multipliers
   constexpr uint32_t w0 = 0x9E3779B9u, w1 = 0xBB67AE85u;  // Weyl key increments
   for (int round = 0; round < 10; ++round) {

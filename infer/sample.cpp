@@ -11,18 +11,21 @@ namespace hibari {
 
 int32_t sample_token(std::vector<float>& logits, double temperature, size_t top_k, double u) {
   size_t V = logits.size();
-  if (temperature <= 0) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (temperature <= 0)
+    return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   std::vector<int32_t> order(V);
   std::iota(order.begin(), order.end(), 0);
   size_t k = top_k == 0 || top_k > V ? V : top_k;
   // Most likely first; ties broken by id so the draw is deterministic.
   std::partial_sort(order.begin(), order.begin() + long(k), order.end(), [&](int32_t a, int32_t b) {
-    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    return logits[size_t(a)] > logits[size_t(b)] ||
+           (logits[size_t(a)] == logits[size_t(b)] && a < b);
   });
   double max = logits[size_t(order[0])];
   std::vector<double> p(k);
   double sum = 0;
-  for (size_t i = 0; i < k; ++i) sum += p[i] = std::exp((logits[size_t(order[i])] - max) / temperature);
+  for (size_t i = 0; i < k; ++i)
+    sum += p[i] = std::exp((logits[size_t(order[i])] - max) / temperature);
   double target = u * sum, acc = 0;
   for (size_t i = 0; i < k; ++i) {
     acc += p[i];

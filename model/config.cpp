@@ -13,15 +13,16 @@ using nlohmann::json;
 
 const json& require(const json& j, const char* key, const std::string& source) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) fail_file(source, std::string("missing field \"") + key + "\"");
+  if (it == j.end() || it->is_null())
+    fail_file(source, std::string("missing field \"") + key + "\"");
   return *it;
 }
 
 size_t positive_size(const json& j, const char* key, const std::string& source) {
   const json& v = require(j, key, source);
   if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-    fail_file(source, std::string("field \"") + key + "\" must be a positive integer, got " +
-                          v.dump());
+    fail_file(source,
+              std::string("field \"") + key + "\" must be a positive integer, got " + v.dump());
   return v.get<size_t>();
 }
 
@@ -29,8 +30,8 @@ double positive_number(const json& j, const char* key, double fallback, const st
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   if (!it->is_number() || it->get<double>() <= 0)
-    fail_file(source, std::string("field \"") + key + "\" must be a positive number, got " +
-                          it->dump());
+    fail_file(source,
+              std::string("field \"") + key + "\" must be a positive number, got " + it->dump());
   return it->get<double>();
 }
 

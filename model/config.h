@@ -15,9 +15,9 @@ namespace hibari {
 struct ModelConfig {
   std::string model_type = "llama";
   size_t vocab_size = 0;
-  size_t hidden_size = 0;        // C
-  size_t intermediate_size = 0;  // F
-  size_t num_hidden_layers = 0;  // L
+  size_t hidden_size = 0;          // C
+  size_t intermediate_size = 0;    // F
+  size_t num_hidden_layers = 0;    // L
   size_t num_attention_heads = 0;  // NH
   size_t num_key_value_heads = 0;  // NKV (GQA when < NH)
   size_t head_dim = 0;             // HD; hidden_size / num_attention_heads unless given
@@ -30,9 +30,9 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 
-  size_t q_size() const { return num_attention_heads * head_dim; }     // Q = NH HD
-  size_t kv_size() const { return num_key_value_heads * head_dim; }    // KV = NKV HD
-  size_t qkv_size() const { return q_size() + 2 * kv_size(); }         // S
+  size_t q_size() const { return num_attention_heads * head_dim; }   // Q = NH HD
+  size_t kv_size() const { return num_key_value_heads * head_dim; }  // KV = NKV HD
+  size_t qkv_size() const { return q_size() + 2 * kv_size(); }       // S
 };
 
 // Parses a config.json document; `source` (a path) names the file in errors.

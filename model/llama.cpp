@@ -56,17 +56,27 @@ void llama_create(Llama& m, const ModelConfig& c, size_t B, size_t T) {
   };
   LlamaActivations& x = m.acts;
   const Plan plan[] = {
-      {&x.residual, (L + 1) * N * C}, {&x.rstd1, L * N},
-      {&x.qkv, L * N * S},            {&x.att, L * N * Q},
+      {&x.residual, (L + 1) * N * C},
+      {&x.rstd1, L * N},
+      {&x.qkv, L * N * S},
+      {&x.att, L * N * Q},
       {&x.lse, L * N * c.num_attention_heads},
-      {&x.residual_mid, L * N * C},   {&x.rstd2, L * N},
-      {&x.gate_up, L * N * 2 * F},    {&x.final_rstd, N},
-      {&x.norm_out, N * C},           {&x.mlp_hidden, N * F},
-      {&x.logits, m.head_chunk * V},  {&x.losses, N},
-      {&x.dresidual, N * C},          {&x.dnorm_out, N * C},
-      {&x.dqkv, N * S},               {&x.datt, N * Q},
-      {&x.dgate_up, N * 2 * F},       {&x.dmlp_hidden, N * F},
-      {&x.rope_cos, T * HD / 2},      {&x.rope_sin, T * HD / 2},
+      {&x.residual_mid, L * N * C},
+      {&x.rstd2, L * N},
+      {&x.gate_up, L * N * 2 * F},
+      {&x.final_rstd, N},
+      {&x.norm_out, N * C},
+      {&x.mlp_hidden, N * F},
+      {&x.logits, m.head_chunk * V},
+      {&x.losses, N},
+      {&x.dresidual, N * C},
+      {&x.dnorm_out, N * C},
+      {&x.dqkv, N * S},
+      {&x.datt, N * Q},
+      {&x.dgate_up, N * 2 * F},
+      {&x.dmlp_hidden, N * F},
+      {&x.rope_cos, T * HD / 2},
+      {&x.rope_sin, T * HD / 2},
   };
   std::vector<size_t> slots;
   for (const Plan& p : plan) slots.push_back(a.plan_floats(p.floats));
@@ -181,7 +191,8 @@ void llama_backward(Llama& m) {
     cpu::gemm(dw.down, x.dresidual, x.mlp_hidden, C, F, N,
               {.transpose_a = true, .accumulate = true});
     cpu::swiglu_backward(x.dgate_up, x.dmlp_hidden, gate_up, N, F);
-    cpu::rmsnorm_forward(x.norm_out, x.rstd2 + l * N, res_mid, w.post_norm, N, C, eps);  // recompute
+    cpu::rmsnorm_forward(x.norm_out, x.rstd2 + l * N, res_mid, w.post_norm, N, C,
+                         eps);  // recompute
     cpu::gemm(x.dnorm_out, x.dgate_up, w.gate_up, N, C, 2 * F);
     cpu::gemm(dw.gate_up, x.dgate_up, x.norm_out, 2 * F, C, N,
               {.transpose_a = true, .accumulate = true});
@@ -190,10 +201,10 @@ void llama_backward(Llama& m) {
     // attention: res_mid = res_in + o_proj(attention(rope(qkv(rmsnorm1(res_in)))))
     cpu::gemm(x.datt, x.dresidual, w.o_proj, N, Q, C);
     cpu::gemm(dw.o_proj, x.dresidual, att, C, Q, N, {.transpose_a = true, .accumulate = true});
-    cpu::attention_backward(x.dqkv, x.datt, qkv, att, x.lse + l * N * NH,
-                            attention_shape(c, B, T));
+    cpu::attention_backward(x.dqkv, x.datt, qkv, att, x.lse + l * N * NH, attention_shape(c, B, T));
     cpu::rope_backward(x.dqkv, x.rope_cos, x.rope_sin, B, T, NH + c.num_key_value_heads, HD, S);
-    cpu::rmsnorm_forward(x.norm_out, x.rstd1 + l * N, res_in, w.input_norm, N, C, eps);  // recompute
+    cpu::rmsnorm_forward(x.norm_out, x.rstd1 + l * N, res_in, w.input_norm, N, C,
+                         eps);  // recompute
     cpu::gemm(x.dnorm_out, x.dqkv, w.qkv, N, C, S);
     cpu::gemm(dw.qkv, x.dqkv, x.norm_out, S, C, N, {.transpose_a = true, .accumulate = true});
     cpu::rmsnorm_backward(x.dresidual, dw.input_norm, x.dnorm_out, res_in, w.input_norm,

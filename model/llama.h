@@ -35,18 +35,18 @@ struct LlamaActivations {
   float* gate_up;       // (L, N, 2F)   gate_proj and up_proj outputs
   float* final_rstd;    // (N)          model.norm 1/rms
   // scratch
-  float* norm_out;      // (N, C)       a norm's output (forward; recomputed in backward)
-  float* mlp_hidden;    // (N, F)       swiglu output (forward; recomputed in backward)
-  float* logits;        // (head_chunk, V)  logits, then their gradient
-  float* losses;        // (N)          per-token loss
-  float* dresidual;     // (N, C)       gradient of the residual stream
-  float* dnorm_out;     // (N, C)
-  float* dqkv;          // (N, S)
-  float* datt;          // (N, Q)
-  float* dgate_up;      // (N, 2F)
-  float* dmlp_hidden;   // (N, F)
-  float* rope_cos;      // (T, HD/2)
-  float* rope_sin;      // (T, HD/2)
+  float* norm_out;     // (N, C)       a norm's output (forward; recomputed in backward)
+  float* mlp_hidden;   // (N, F)       swiglu output (forward; recomputed in backward)
+  float* logits;       // (head_chunk, V)  logits, then their gradient
+  float* losses;       // (N)          per-token loss
+  float* dresidual;    // (N, C)       gradient of the residual stream
+  float* dnorm_out;    // (N, C)
+  float* dqkv;         // (N, S)
+  float* datt;         // (N, Q)
+  float* dgate_up;     // (N, 2F)
+  float* dmlp_hidden;  // (N, F)
+  float* rope_cos;     // (T, HD/2)
+  float* rope_sin;     // (T, HD/2)
 };
 
 struct Llama {

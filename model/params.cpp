@@ -19,6 +19,12 @@ const ParamInfo* ParameterLayout::find(const std::string& name) const {
   return nullptr;
 }
 
+Tensor param_view(float* base, const ParamInfo& p) {
+  void* data = base + p.offset;
+  if (p.ndim == 1) return Tensor::contiguous(data, DType::f32, {int64_t(p.shape[0])});
+  return Tensor::contiguous(data, DType::f32, {int64_t(p.shape[0]), int64_t(p.shape[1])});
+}
+
 std::array<LayerField, 9> llama_layer_fields(const ModelConfig& c) {
   size_t C = c.hidden_size, Q = c.q_size(), KV = c.kv_size(), F = c.intermediate_size;
   return {{
@@ -40,7 +46,8 @@ ParameterLayout llama_parameter_layout(const ModelConfig& c) {
   // that does not continue a stack starts on an aligned offset.
   auto add = [&](std::string name, size_t rows, size_t cols, int ndim, bool decay, bool continues) {
     if (!continues) layout.total = aligned(layout.total);
-    layout.params.push_back({std::move(name), {rows, cols}, ndim, layout.total, rows * cols, decay});
+    layout.params.push_back(
+        {std::move(name), {rows, cols}, ndim, layout.total, rows * cols, decay});
     layout.total += rows * cols;
   };
   add("model.embed_tokens.weight", c.vocab_size, c.hidden_size, 2, true, false);

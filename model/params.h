@@ -20,17 +20,18 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "model/config.h"
 
 namespace hibari {
 
 struct ParamInfo {
-  std::string name;        // Hugging Face name
+  std::string name;             // Hugging Face name
   std::array<size_t, 2> shape;  // (rows, cols); a vector is (n, 1)
-  int ndim;                // 1 or 2, as Hugging Face stores it
-  size_t offset;           // in floats, into the flat buffer
+  int ndim;                     // 1 or 2, as Hugging Face stores it
+  size_t offset;                // in floats, into the flat buffer
   size_t numel;
-  bool weight_decay;       // false for norms
+  bool weight_decay;  // false for norms
 };
 
 struct ParameterLayout {
@@ -38,6 +39,10 @@ struct ParameterLayout {
   size_t total = 0;  // floats in the flat buffer
   const ParamInfo* find(const std::string& name) const;
 };
+
+// The parameter `p` inside a flat buffer laid out by this registry (parameters, gradients or an
+// optimizer state), as a Tensor view with Hugging Face's shape.
+Tensor param_view(float* base, const ParamInfo& p);
 
 // One layer's fields (name suffix after "model.layers.N.", shape, decay): the single list that
 // offsets, pointers, names and initialization all derive from.
@@ -61,7 +66,7 @@ struct LlamaLayerWeights {
   float* down;        // (C, F)
 };
 struct LlamaWeights {
-  float* embed;       // (V, C)
+  float* embed;  // (V, C)
   std::vector<LlamaLayerWeights> layers;
   float* final_norm;  // (C)
   float* lm_head;     // (V, C); == embed when tied

@@ -12,7 +12,8 @@ double learning_rate(const LrSchedule& s, int64_t n) {
   if (n > s.decay_steps) return s.min_lr;
   double span = double(s.decay_steps - s.warmup_steps);
   double r = span > 0 ? double(n - s.warmup_steps) / span : 1.0;
-  double f = s.decay == LrDecay::cosine ? 0.5 * (1.0 + std::cos(3.14159265358979323846 * r)) : 1.0 - r;
+  double f =
+      s.decay == LrDecay::cosine ? 0.5 * (1.0 + std::cos(3.14159265358979323846 * r)) : 1.0 - r;
   return s.min_lr + (s.lr - s.min_lr) * f;
 }
 

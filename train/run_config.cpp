@@ -1,9 +1,10 @@
 #include "train/run_config.h"
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "core/error.h"
 
@@ -78,7 +79,9 @@ void read_section(const toml::table& root, const char* name, Section& section,
 // Writes "key = default  # description" lines of one section.
 struct ReferenceWriter {
   std::ostringstream& out;
-  void operator()(const char* key, int64_t& v, const char* help) { line(key, std::to_string(v), help); }
+  void operator()(const char* key, int64_t& v, const char* help) {
+    line(key, std::to_string(v), help);
+  }
   void operator()(const char* key, double& v, const char* help) {
     std::ostringstream s;
     s << v;

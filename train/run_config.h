@@ -100,7 +100,8 @@ struct RunSection {
   std::string dir = "runs/default";
   template <class V>
   void visit(V&& v) {
-    v("dir", dir, "run directory: config copy, metrics.jsonl, TensorBoard events (relative to cwd)");
+    v("dir", dir,
+      "run directory: config copy, metrics.jsonl, TensorBoard events (relative to cwd)");
   }
 };
 

@@ -129,18 +129,24 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   }
   const size_t tokens_per_step = size_t(t.global_batch_size) * T;
   std::fprintf(out, "hibari train: %s\n", c.path.c_str());
-  std::fprintf(out, "  model   %s: %zu layers, hidden %zu, heads %zu/%zu, ffn %zu, vocab %zu, %.2fM params\n",
-               c.model.config.c_str(), model_config.num_hidden_layers, model_config.hidden_size,
-               model_config.num_attention_heads, model_config.num_key_value_heads,
-               model_config.intermediate_size, model_config.vocab_size,
-               double(parameter_count(model_config)) / 1e6);
-  std::fprintf(out, "  data    %zu train / %zu valid byte tokens; %zu tokens per step (%lld x %zu, %lld micro-batches)\n",
+  std::fprintf(
+      out,
+      "  model   %s: %zu layers, hidden %zu, heads %zu/%zu, ffn %zu, vocab %zu, %.2fM params\n",
+      c.model.config.c_str(), model_config.num_hidden_layers, model_config.hidden_size,
+      model_config.num_attention_heads, model_config.num_key_value_heads,
+      model_config.intermediate_size, model_config.vocab_size,
+      double(parameter_count(model_config)) / 1e6);
+  std::fprintf(out,
+               "  data    %zu train / %zu valid byte tokens; %zu tokens per step (%lld x %zu, %lld "
+               "micro-batches)\n",
                corpus.train.size(), corpus.valid.size(), tokens_per_step,
                (long long)t.global_batch_size, T, (long long)accumulation);
   std::fprintf(out, "  memory  %.1f MiB planned (parameters, gradients, activations)\n",
                double(model.arena.bytes()) / (1 << 20));
-  std::fprintf(out, "  MFU     = tokens/s x %.4g FLOP/token / %.4g FLOP/s\n", flops_per_token, peak);
-  std::fprintf(out, "          FLOP/token = 6 x %zu matmul params + 6 x L x T x Q (causal attention)\n",
+  std::fprintf(out, "  MFU     = tokens/s x %.4g FLOP/token / %.4g FLOP/s\n", flops_per_token,
+               peak);
+  std::fprintf(out,
+               "          FLOP/token = 6 x %zu matmul params + 6 x L x T x Q (causal attention)\n",
                matmul_parameter_count(model_config));
   std::fprintf(out, "          peak = %.1f GFLOP/s (%s)\n", peak / 1e9, peak_source.c_str());
   std::fprintf(out, "  run dir %s (metrics.jsonl, TensorBoard events)\n", c.run.dir.c_str());
@@ -156,13 +162,16 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     llama_zero_grads(model);
     double loss = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      uint64_t first_sample = uint64_t((step - 1) * t.global_batch_size + micro * t.micro_batch_size);
-      byte_batch(inputs.data(), targets.data(), corpus.train, B, T, uint64_t(t.seed), 1, first_sample);
+      uint64_t first_sample =
+          uint64_t((step - 1) * t.global_batch_size + micro * t.micro_batch_size);
+      byte_batch(inputs.data(), targets.data(), corpus.train, B, T, uint64_t(t.seed), 1,
+                 first_sample);
       loss += llama_forward(model, inputs.data(), targets.data(), B, T, 1.0f / float(accumulation));
       llama_backward(model);
     }
     loss /= double(accumulation);
-    if (!std::isfinite(loss)) fail("step " + std::to_string(step) + ": loss is " + std::to_string(loss) + "; stopping");
+    if (!std::isfinite(loss))
+      fail("step " + std::to_string(step) + ": loss is " + std::to_string(loss) + "; stopping");
     double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
     double lr = learning_rate(schedule, step);
     adamw_step(optimizer, model.params, model.grads, float(lr));
@@ -171,8 +180,11 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
 
     double tokens_per_second = double(tokens_per_step) / step_seconds;
     double mfu = tokens_per_second * flops_per_token / peak;
-    std::vector<Metric> row = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                               {"tokens_per_s", tokens_per_second}, {"mfu", mfu},
+    std::vector<Metric> row = {{"loss", loss},
+                               {"lr", lr},
+                               {"grad_norm", grad_norm},
+                               {"tokens_per_s", tokens_per_second},
+                               {"mfu", mfu},
                                {"tokens", double(step) * double(tokens_per_step)}};
     bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
     if (eval_now) {
@@ -187,10 +199,11 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     double average_tokens_per_second = double(step * int64_t(tokens_per_step)) / train_seconds;
     double eta = double(t.steps - step) * train_seconds / double(step);
     char line[256];
-    std::snprintf(line, sizeof line,
-                  "step %5lld/%lld | loss %.4f | lr %.3e | grad %.3f | %.0f tok/s | MFU %.1f%% | ETA %s",
-                  (long long)step, (long long)t.steps, loss, lr, grad_norm, average_tokens_per_second,
-                  100 * mfu, format_duration(eta).c_str());
+    std::snprintf(
+        line, sizeof line,
+        "step %5lld/%lld | loss %.4f | lr %.3e | grad %.3f | %.0f tok/s | MFU %.1f%% | ETA %s",
+        (long long)step, (long long)t.steps, loss, lr, grad_norm, average_tokens_per_second,
+        100 * mfu, format_duration(eta).c_str());
     std::string text = line;
     if (eval_now && std::isfinite(summary.valid_loss)) {
       std::snprintf(line, sizeof line, " | valid %.4f", summary.valid_loss);

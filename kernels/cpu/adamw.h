@@ -19,7 +19,8 @@ struct AdamWStep {
 };
 
 // param, m, v (n) updated in place from grad (n).
-void adamw_update(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& s);
+void adamw_update(float* param, float* m, float* v, const float* grad, size_t n,
+                  const AdamWStep& s);
 
 // sum of x^2 in double, summed in fixed blocks so the result is independent of the thread count.
 double sum_of_squares(const float* x, size_t n);

@@ -4,14 +4,14 @@
 // Hugging Face's repeat_kv does.  Scores are scaled by 1/sqrt(HD).
 //
 // Layouts (token-major, as the projections produce them):
-//   qkv  (B*T, S):      q = [0, NH HD), k = [NH HD, (NH+NKV) HD), v = the rest; rope already applied
-//   out  (B*T, NH*HD)
-//   lse  (B, NH, T):    log-sum-exp of each query row's scores, saved for backward
+//   qkv  (B*T, S):      q = [0, NH HD), k = [NH HD, (NH+NKV) HD), v = the rest; rope already
+//   applied out  (B*T, NH*HD) lse  (B, NH, T):    log-sum-exp of each query row's scores, saved for
+//   backward
 //
 // Forward walks 64-query tiles over 64-key tiles with an online softmax (running max and sum),
 // so no T x T score matrix exists, only a 64 x 64 tile per thread.  Backward recomputes each tile's
-// probabilities from lse (FlashAttention-2): dV += P^T dO, dS = P (dP - D), dQ += dS K, dK += dS^T Q,
-// with D = rowsum(dO * O).
+// probabilities from lse (FlashAttention-2): dV += P^T dO, dS = P (dP - D), dQ += dS K, dK += dS^T
+// Q, with D = rowsum(dO * O).
 #pragma once
 
 #include <cstddef>

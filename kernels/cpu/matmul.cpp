@@ -4,8 +4,7 @@
 
 namespace hibari::cpu {
 
-void gemm(float* c, const float* a, const float* b, size_t M, size_t N, size_t K,
-          GemmOptions o) {
+void gemm(float* c, const float* a, const float* b, size_t M, size_t N, size_t K, GemmOptions o) {
   if (M == 0 || N == 0) return;
   // Packed leading dimensions of op(x) as stored: a is (M,K) or (K,M), b is (K,N) or (N,K).
   size_t lda = o.lda ? o.lda : (o.transpose_a ? M : K);

@@ -12,8 +12,8 @@ namespace hibari::cpu {
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, size_t N,
                      size_t C, float eps);
 // dinp (N,C) ACCUMULATES (+=): a norm's input is always the residual stream, whose gradient already
-// holds the skip connection's part.  dweight (C) accumulates as every parameter gradient does, summed
-// in row order by channel stripes, so the result does not depend on the thread count.
+// holds the skip connection's part.  dweight (C) accumulates as every parameter gradient does,
+// summed in row order by channel stripes, so the result does not depend on the thread count.
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                       const float* weight, const float* rstd, size_t N, size_t C);
 

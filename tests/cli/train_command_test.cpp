@@ -72,12 +72,14 @@ TEST_P(BadInput, OneLineErrorNamingTheFile) {
   fs::create_directories(dir);
   std::ofstream(dir / "run.toml") << replace(c.run_toml, "RUNDIR", (dir / "run").string());
   std::ofstream(dir / "config.json") << c.config_json;
-  std::ofstream(dir / "text.txt") << "日本語と English のテキスト。 some text to train on, long enough.\n";
+  std::ofstream(dir / "text.txt")
+      << "日本語と English のテキスト。 some text to train on, long enough.\n";
 
   Result r = run_hibari(dir / "run.toml", dir);
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
   ASSERT_FALSE(r.stderr_text.empty());
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << "not one line: " << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1)
+      << "not one line: " << r.stderr_text;
   EXPECT_NE(r.stderr_text.find((dir / c.blamed).string()), std::string::npos)
       << "does not name " << c.blamed << ": " << r.stderr_text;
   EXPECT_NE(r.stderr_text.find(c.phrase), std::string::npos)
@@ -122,7 +124,8 @@ const BadCase cases[] = {
     {"json_heads", good_run, model_with("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
      "config.json", "multiple of num_key_value_heads"},
     {"json_rope_scaling", good_run,
-     model_with("\"rms_norm_eps\": 1e-5", "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}"),
+     model_with("\"rms_norm_eps\": 1e-5",
+                "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}"),
      "config.json", "rope_scaling type \"yarn\" is not supported"},
     {"json_small_vocab", good_run, model_with("\"vocab_size\": 264", "\"vocab_size\": 100"),
      "config.json", "vocab_size must be at least 258"},
@@ -155,7 +158,8 @@ TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
   fs::create_directories(dir);
   std::string run = replace(good_run, "steps = 1", "steps = 4\nlog_every = 2");
   std::ofstream(dir / "config.json") << good_model;
-  std::ofstream(dir / "text.txt") << "日本語と English のテキスト。 some text to train on, long enough.\n";
+  std::ofstream(dir / "text.txt")
+      << "日本語と English のテキスト。 some text to train on, long enough.\n";
   std::vector<std::string> first;
   for (const char* name : {"a", "b"}) {
     std::ofstream(dir / "run.toml") << replace(run, "RUNDIR", (dir / name).string());

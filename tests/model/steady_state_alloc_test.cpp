@@ -43,7 +43,8 @@ TEST(SteadyState, TrainingStepAllocatesNothing) {
   llama_create(model, c, B, T);
   llama_init_parameters(model.params, model.layout, 0.02, 7);
   std::vector<ParamRange> ranges;
-  for (const ParamInfo& p : model.layout.params) ranges.push_back({p.offset, p.numel, p.weight_decay});
+  for (const ParamInfo& p : model.layout.params)
+    ranges.push_back({p.offset, p.numel, p.weight_decay});
   AdamW opt;
   adamw_create(opt, {}, ranges, model.layout.total);
   std::vector<int32_t> inputs(B * T), targets(B * T);
