@@ -37,6 +37,13 @@ AttentionScratch& thread_scratch() {
   return scratch;
 }
 
+// Every thread of the team sizes its scratch up front: with dynamic scheduling, a thread that got
+// no task in one call may get one in the next, and must not allocate then.
+void reserve_all_threads(size_t HD, size_t delta_size) {
+#pragma omp parallel
+  thread_scratch().reserve(HD, delta_size);
+}
+
 // Key positions beyond the query's are masked: sets them to -inf in a diagonal tile.
 void mask_causal(float* s, size_t bq, size_t bk, size_t q0, size_t k0) {
   for (size_t r = 0; r < bq; ++r)
@@ -52,6 +59,7 @@ void attention_forward(float* out, float* lse, const float* qkv, const Attention
   const size_t q_tiles = (sh.T + tile - 1) / tile;
   const float scale = 1.0f / std::sqrt(float(HD));
   const size_t tasks = sh.B * sh.NH * q_tiles;
+  reserve_all_threads(HD, 0);
 #pragma omp parallel for schedule(dynamic)
   for (size_t task = 0; task < tasks; ++task) {
     // Larger query tiles cost more (more key tiles); start them first for better balance.
@@ -59,7 +67,6 @@ void attention_forward(float* out, float* lse, const float* qkv, const Attention
     size_t h = (task / q_tiles) % sh.NH, b = task / (q_tiles * sh.NH);
     size_t kvh = h / group;
     AttentionScratch& w = thread_scratch();
-    w.reserve(HD, 0);
     size_t q0 = qt * tile, bq = std::min(tile, sh.T - q0);
     const float* q = qkv + (b * sh.T + q0) * S + h * HD;
     float row_max[tile], row_sum[tile];
@@ -110,12 +117,12 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   const size_t S = (sh.NH + 2 * sh.NKV) * sh.HD, O = sh.NH * sh.HD, HD = sh.HD;
   const size_t group = sh.NH / sh.NKV;
   const float scale = 1.0f / std::sqrt(float(HD));
+  reserve_all_threads(HD, group * sh.T);
   // One task per (batch, kv head): it owns dK and dV of that head and dQ of the heads it serves.
 #pragma omp parallel for schedule(dynamic)
   for (size_t task = 0; task < sh.B * sh.NKV; ++task) {
     size_t b = task / sh.NKV, kvh = task % sh.NKV;
     AttentionScratch& w = thread_scratch();
-    w.reserve(HD, group * sh.T);
     // D[h, t] = dot(dO, O) per query row; zero this task's dQ columns.
     for (size_t hg = 0; hg < group; ++hg) {
       size_t h = kvh * group + hg;

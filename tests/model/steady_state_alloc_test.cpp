@@ -17,6 +17,10 @@ namespace {
 std::atomic<long> allocations{0};
 }
 
+// The replacements pair malloc with free, as the standard requires of a replaced operator new and
+// delete; GCC cannot see that they are the replacements and warns when it inlines both.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(size_t size) {
   allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size ? size : 1)) return p;
