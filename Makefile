@@ -6,10 +6,13 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: demo test deps build build-asan bench clean format
+.PHONY: demo test deps test-deps build build-asan bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test-fixtures
 
 # The same settings as CMakePresets.json's "release" and "sanitize" presets.
 build: deps
@@ -23,7 +26,7 @@ build-asan: deps
 demo: build
 	bash scripts/demo.sh $(BUILD)/hibari
 
-test: build build-asan
+test: test-deps build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "data/tokenizer_spec.h"
+#include "data/tokenizer_unicode.h"
 
 namespace hibari {
 
@@ -22,10 +23,7 @@ std::string utf8_lossy(std::string_view s) {
       ++i;
       continue;
     }
-    size_t len = c >= 0xC2 && c < 0xE0   ? 2
-                 : c >= 0xE0 && c < 0xF0 ? 3
-                 : c >= 0xF0 && c < 0xF5 ? 4
-                                         : 0;
+    size_t len = utf8_lead_length(c);
     // Count how many following bytes continue a well-formed sequence (first continuation byte
     // has a narrower range after E0, ED, F0, F4).
     size_t good = 1;

@@ -57,10 +57,7 @@ bool utf8_valid(std::string_view s) {
       ++i;
       continue;
     }
-    size_t len = c >= 0xC2 && c < 0xE0   ? 2
-                 : c >= 0xE0 && c < 0xF0 ? 3
-                 : c >= 0xF0 && c < 0xF5 ? 4
-                                         : 0;
+    size_t len = utf8_lead_length(c);
     if (len == 0 || i + len > n) return false;
     for (size_t k = 1; k < len; ++k)
       if (!cont(i + k)) return false;

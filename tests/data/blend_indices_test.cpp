@@ -3,7 +3,6 @@
 #include "data/blend_indices.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 
 #include "core/error.h"
 #include "data/gpt_indices.h"
+#include "tests/scratch_dir.h"
 
 #if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
 #error "needs HIBARI_PYTHON and HIBARI_SOURCE_DIR"
@@ -23,19 +23,6 @@ namespace hibari {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hibari_" + name + "_" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::vector<int64_t> load(const fs::path& path) { return npy_as_int64(read_npy(path.string())); }
 
@@ -100,7 +87,7 @@ void expect_matches_reference(const Case& c, const fs::path& dir) {
 }
 
 TEST(Blend, MatchesMegatronReference) {
-  ScratchDir dir("blend_indices");
+  test::ScratchDir dir("blend_indices");
   const std::vector<Case> cases = {
       // JA:EN:code = 64.4:25.6:10, given as fractions and as percentages.
       {{0.644, 0.256, 0.1}, 10000, "5,3,7"},

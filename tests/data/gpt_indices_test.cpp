@@ -4,19 +4,18 @@
 #include "data/gpt_indices.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "tests/scratch_dir.h"
 
 #if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
 #error "needs HIBARI_PYTHON and HIBARI_SOURCE_DIR"
@@ -26,19 +25,6 @@ namespace hibari {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hibari_" + name + "_" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::vector<int64_t> load(const fs::path& path) { return npy_as_int64(read_npy(path.string())); }
 
@@ -118,7 +104,7 @@ void run_reference_batch(const std::vector<std::string>& lines, const fs::path& 
 }
 
 TEST(GptIndices, MatchesMegatronReference) {
-  ScratchDir dir("gpt_indices");
+  test::ScratchDir dir("gpt_indices");
   std::mt19937 rng(7);
   std::vector<Case> cases;
 
@@ -212,13 +198,8 @@ TEST(GptIndices, RejectsBadInput) {
                Error);
 }
 
-std::string file_bytes(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 TEST(GptIndices, CacheWritesNumpyFilesAndReadsThemBack) {
-  ScratchDir dir("gpt_indices_cache");
+  test::ScratchDir dir("gpt_indices_cache");
   std::mt19937 rng(11);
   const std::vector<int32_t> lengths = random_lengths(rng, 50, 1, 100);
   std::vector<int32_t> all(lengths.size());
@@ -262,7 +243,8 @@ TEST(GptIndices, CacheWritesNumpyFilesAndReadsThemBack) {
   run_reference_batch(lines, dir.path);
   if (HasFatalFailure()) return;
   for (size_t i = 0; i < written.size(); ++i) {
-    EXPECT_EQ(file_bytes(written[i]), file_bytes(dir.path / ("again" + std::to_string(i) + ".npy")))
+    EXPECT_EQ(test::read_file(written[i]),
+              test::read_file(dir.path / ("again" + std::to_string(i) + ".npy")))
         << written[i];
   }
 

@@ -12,13 +12,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "tests/scratch_dir.h"
 
 namespace hibari {
 namespace {
@@ -27,16 +26,6 @@ namespace fs = std::filesystem;
 
 using Sequence = std::vector<int32_t>;
 using Document = std::vector<Sequence>;  // a document is one or more sequences (or none)
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void spit(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
 
 // Replaces a file's bytes in place.  Loops that rewrite one file thousands of times use it: ext4
 // flushes a file truncated to zero on close (auto_da_alloc), which made them slow on a busy disk.
@@ -87,31 +76,17 @@ void write_hibari(const std::string& prefix, TokenDtype dtype, const std::vector
 
 class IndexedDatasetTest : public testing::Test {
  protected:
-  // A fresh directory per test: ctest runs test cases as parallel processes.
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "." + info->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / "indexed_dataset" /
-           (name + "." + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string prefix(const std::string& name) const { return (dir_ / name).string(); }
+  std::string prefix(const std::string& name) const { return dir_.file(name); }
 
   // Runs tests/reference/megatron_indexed.py; returns its stdout, fails the test on a non-zero
   // exit.
   std::string python(const std::string& args) const {
-    const fs::path out = dir_ / "python_out.txt";
+    const fs::path out = dir_.path / "python_out.txt";
     const std::string cmd = std::string(HIBARI_PYTHON) + " '" + HIBARI_SOURCE_DIR +
                             "/tests/reference/megatron_indexed.py' " + args + " > '" +
                             out.string() + "' 2>&1";
     const int rc = std::system(cmd.c_str());
-    const std::string text = slurp(out);
+    const std::string text = test::read_file(out);
     EXPECT_TRUE(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << cmd << "\n" << text;
     return text;
   }
@@ -128,12 +103,13 @@ class IndexedDatasetTest : public testing::Test {
       }
       spec += "\n";
     }
-    spit(dir_ / "spec.txt", spec);
-    python("write '" + p + "' " + dtype + " '" + (dir_ / "spec.txt").string() + "'" +
+    test::write_file(dir_.path / "spec.txt", spec);
+    python("write '" + p + "' " + dtype + " '" + (dir_.path / "spec.txt").string() + "'" +
            (multimodal ? " --multimodal" : ""));
   }
 
-  fs::path dir_;
+  // A fresh directory per test: ctest runs test cases as parallel processes.
+  test::ScratchDir dir_{"indexed_dataset"};
 };
 
 // Asserts that opening `p` throws an Error whose one-line message starts with `file` and contains
@@ -182,7 +158,7 @@ TEST_F(IndexedDatasetTest, IdxBytesFollowTheFormatFieldByField) {
   // Documents: [10 11 12], [20] [21 22] (two sequences), [] (no sequences), [65535].
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::u16, {{{10, 11, 12}}, {{20}, {21, 22}}, {}, {{65535}}});
-  const std::string idx = slurp(p + ".idx"), bin = slurp(p + ".bin");
+  const std::string idx = test::read_file(p + ".idx"), bin = test::read_file(p + ".bin");
 
   ASSERT_EQ(idx.size(), 34u + 4 * 12 + 5 * 8);
   EXPECT_EQ(idx.substr(0, 9), std::string("MMIDIDX\0\0", 9));
@@ -225,10 +201,10 @@ TEST_F(IndexedDatasetTest, ByteIdenticalToMegatronWriter) {
     const std::string theirs = prefix(std::string("python_") + c.name);
     write_hibari(ours, c.dtype, docs);
     python_write(theirs, c.name, docs);
-    const std::string idx = slurp(ours + ".idx"), bin = slurp(ours + ".bin");
+    const std::string idx = test::read_file(ours + ".idx"), bin = test::read_file(ours + ".bin");
     EXPECT_GT(idx.size(), 34u);
-    EXPECT_TRUE(idx == slurp(theirs + ".idx")) << ".idx differs";
-    EXPECT_TRUE(bin == slurp(theirs + ".bin")) << ".bin differs";
+    EXPECT_TRUE(idx == test::read_file(theirs + ".idx")) << ".idx differs";
+    EXPECT_TRUE(bin == test::read_file(theirs + ".bin")) << ".bin differs";
   }
 }
 
@@ -292,7 +268,7 @@ TEST_F(IndexedDatasetTest, ReadsSpansLikeMegatronGet) {
 TEST_F(IndexedDatasetTest, EmptyDatasetRoundTrips) {
   const std::string p = prefix("empty");
   write_hibari(p, TokenDtype::u16, {});
-  EXPECT_EQ(slurp(p + ".bin").size(), 0u);
+  EXPECT_EQ(test::read_file(p + ".bin").size(), 0u);
   IndexedDataset ds = IndexedDataset::open(p);
   EXPECT_EQ(ds.sequence_count(), 0u);
   EXPECT_EQ(ds.document_count(), 0u);
@@ -304,9 +280,9 @@ TEST_F(IndexedDatasetTest, Int64IdsOutsideInt32AreAnError) {
   const int32_t ids[] = {1, 2};
   w.add_document(ids, 2);
   w.finish();
-  std::string bin = slurp(p + ".bin");
+  std::string bin = test::read_file(p + ".bin");
   put<int64_t>(bin, 8, int64_t(1) << 40);
-  spit(p + ".bin", bin);
+  test::write_file(p + ".bin", bin);
   IndexedDataset ds = IndexedDataset::open(p);
   EXPECT_THROW(ds.sequence(0), Error);
 }
@@ -343,7 +319,7 @@ TEST_F(IndexedDatasetTest, WriterLeavesNothingWithoutFinish) {
     w.add_sequence(ids, 1);
     EXPECT_THROW(w.finish(), Error);
   }
-  EXPECT_TRUE(fs::is_empty(dir_));
+  EXPECT_TRUE(fs::is_empty(dir_.path));
 
   // finish() replaces an older pair.
   write_hibari(p, TokenDtype::u16, {{{1, 2, 3}}});
@@ -356,7 +332,7 @@ TEST_F(IndexedDatasetTest, WriterLeavesNothingWithoutFinish) {
 TEST_F(IndexedDatasetTest, EveryTruncatedIdxIsAnError) {
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::u16, {{{1, 2}}, {{3}, {4, 5}}});
-  const std::string idx = slurp(p + ".idx");
+  const std::string idx = test::read_file(p + ".idx");
   for (size_t n = 0; n < idx.size(); ++n) {
     SCOPED_TRACE(n);
     overwrite(p + ".idx", idx.substr(0, n));
@@ -368,36 +344,36 @@ TEST_F(IndexedDatasetTest, EveryTruncatedIdxIsAnError) {
 TEST_F(IndexedDatasetTest, HeaderErrorsNameTheFileAndTheProblem) {
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::u16, {{{1, 2}}, {{3}}});
-  const std::string good = slurp(p + ".idx");
+  const std::string good = test::read_file(p + ".idx");
 
   std::string bad = good;
   bad[0] = 'X';
-  spit(p + ".idx", bad);
+  test::write_file(p + ".idx", bad);
   expect_open_error(p, p + ".idx", "no MMIDIDX magic");
 
   bad = good;
   put<uint64_t>(bad, 9, 2);
-  spit(p + ".idx", bad);
+  test::write_file(p + ".idx", bad);
   expect_open_error(p, p + ".idx", "version 2, only version 1 exists");
 
   for (uint8_t code : {0, 9, 255}) {
     bad = good;
     bad[17] = char(code);
-    spit(p + ".idx", bad);
+    test::write_file(p + ".idx", bad);
     expect_open_error(p, p + ".idx", "unknown dtype code " + std::to_string(code));
   }
   bad = good;
   bad[17] = 7;
-  spit(p + ".idx", bad);
+  test::write_file(p + ".idx", bad);
   expect_open_error(p, p + ".idx", "float32 (code 7) cannot hold token ids");
 
   bad = good;
   put<uint64_t>(bad, 18, uint64_t(1) << 62);  // a sequence count that would overflow size math
-  spit(p + ".idx", bad);
+  test::write_file(p + ".idx", bad);
   expect_open_error(p, p + ".idx", "cannot hold the header's");
 
   bad = good + std::string(3, '\0');  // trailing bytes that are not a multimodal modes array
-  spit(p + ".idx", bad);
+  test::write_file(p + ".idx", bad);
   expect_open_error(p, p + ".idx", "need");
 }
 
@@ -406,7 +382,7 @@ TEST_F(IndexedDatasetTest, ArrayErrorsNameTheFileAndTheProblem) {
   // at 70.
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::u16, {{{1}, {2}}, {{3}}});
-  const std::string good = slurp(p + ".idx");
+  const std::string good = test::read_file(p + ".idx");
   auto expect_patched = [&](size_t at, int64_t v, bool is32, const std::string& problem) {
     std::string bad = good;
     if (is32) {
@@ -414,7 +390,7 @@ TEST_F(IndexedDatasetTest, ArrayErrorsNameTheFileAndTheProblem) {
     } else {
       put<int64_t>(bad, at, v);
     }
-    spit(p + ".idx", bad);
+    test::write_file(p + ".idx", bad);
     expect_open_error(p, p + ".idx", problem);
   };
   expect_patched(34 + 4, -1, true, "sequence 1 has length -1");
@@ -428,17 +404,17 @@ TEST_F(IndexedDatasetTest, ArrayErrorsNameTheFileAndTheProblem) {
     std::string bad = good;
     put<uint64_t>(bad, 26, 0);  // no document indices, with the file size to match
     bad.resize(70);
-    spit(p + ".idx", bad);
+    test::write_file(p + ".idx", bad);
     expect_open_error(p, p + ".idx", "no document indices");
   }
-  spit(p + ".idx", good);
+  test::write_file(p + ".idx", good);
   expect_tokens(IndexedDataset::open(p), {{{1}, {2}}, {{3}}});
 }
 
 TEST_F(IndexedDatasetTest, ShortOrMissingBinIsAnError) {
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::i32, {{{1, 2, 3}}, {{4, 5}}});
-  const std::string bin = slurp(p + ".bin");
+  const std::string bin = test::read_file(p + ".bin");
   for (size_t n = 0; n < bin.size(); ++n) {
     SCOPED_TRACE(n);
     overwrite(p + ".bin", bin.substr(0, n));
@@ -463,7 +439,7 @@ TEST_F(IndexedDatasetTest, CorruptionFuzzNeverCrashes) {
   }
   const std::string p = prefix("d");
   write_hibari(p, TokenDtype::u16, docs);
-  const std::string good = slurp(p + ".idx"), good_bin = slurp(p + ".bin");
+  const std::string good = test::read_file(p + ".idx"), good_bin = test::read_file(p + ".bin");
   const size_t docs_at = good.size() - 8 * (docs.size() + 1);
   std::string on_disk_bin = good_bin;
   int opened = 0, refused = 0;

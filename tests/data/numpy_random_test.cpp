@@ -3,7 +3,6 @@
 #include "data/numpy_random.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "data/gpt_indices.h"
+#include "tests/scratch_dir.h"
 
 #if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
 #error "needs HIBARI_PYTHON and HIBARI_SOURCE_DIR"
@@ -22,19 +22,6 @@ namespace hibari {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hibari_" + name + "_" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::vector<int64_t> load(const fs::path& path) { return npy_as_int64(read_npy(path.string())); }
 
@@ -100,7 +87,7 @@ TEST(NumpyRandom, KnownValues) {
 }
 
 TEST(NumpyRandom, MatchesNumpy) {
-  ScratchDir dir("numpy_random");
+  test::ScratchDir dir("numpy_random");
   const std::string cmd = std::string(HIBARI_PYTHON) +
                           " " HIBARI_SOURCE_DIR "/tests/reference/megatron_indices.py rng --out " +
                           dir.path.string() + " --seeds " + join(kSeeds) + " --sizes " +

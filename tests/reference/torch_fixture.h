@@ -5,7 +5,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
@@ -13,13 +12,13 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "checkpoint/safetensors.h"
 #include "model/llama.h"
 #include "model/params.h"
 #include "tests/kernels/test_util.h"
+#include "tests/scratch_dir.h"
 
 #if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
 #error "tests/reference/torch_fixture.h needs HIBARI_PYTHON and HIBARI_SOURCE_DIR"
@@ -30,23 +29,6 @@ namespace hibari::test {
 inline bool torch_available() {
   return std::system(HIBARI_PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
 }
-
-// A fresh directory for one test's files, removed when the test ends.
-struct ScratchDir {
-  std::filesystem::path path;
-  explicit ScratchDir(const std::string& name) {
-    path = std::filesystem::temp_directory_path() /
-           ("hibari_" + name + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
 
 // Runs `llama_torch.py <mode> --config <config> --out <out>` followed by `args` (which starts with
 // a space).  True when the reference ran; otherwise the test is marked skipped where there is no
