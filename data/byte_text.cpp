@@ -1,5 +1,6 @@
 #include "data/byte_text.h"
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -48,6 +49,8 @@ void byte_batch(int32_t* inputs, int32_t* targets, const std::vector<int32_t>& s
   if (stream.size() < T + 1)
     fail("data: " + std::to_string(stream.size()) + " tokens cannot fill a sequence of " +
          std::to_string(T + 1));
+  if (stream.size() - T > UINT32_MAX)
+    fail("data: byte-level text beyond 4 GiB is not supported; tokenize it into .bin/.idx");
   uint32_t starts = uint32_t(stream.size() - T);  // windows of T + 1 tokens
   for (size_t b = 0; b < B; ++b) {
     size_t start = random_below(seed, rng_stream, first_sample + b, starts);
