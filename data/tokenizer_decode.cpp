@@ -67,6 +67,7 @@ int byte_token(const std::string& t) {
 
 std::string run_decoders(std::vector<std::string> tokens, const std::vector<Decoder>& decoders) {
   std::vector<Span> matches;
+  std::string scratch;  // reused by the Replace decoder
   for (const Decoder& d : decoders) {
     switch (d.kind) {
       case DecoderKind::byte_level: {
@@ -92,20 +93,7 @@ std::string run_decoders(std::vector<std::string> tokens, const std::vector<Deco
         break;
       }
       case DecoderKind::replace:
-        for (std::string& t : tokens) {
-          matches.clear();
-          find_matches(matches, d.pattern, t);
-          if (matches.empty()) continue;
-          std::string out;
-          size_t prev = 0;
-          for (Span m : matches) {
-            out.append(t, prev, m.begin - prev);
-            out += d.content;
-            prev = m.end;
-          }
-          out.append(t, prev);
-          t.swap(out);
-        }
+        for (std::string& t : tokens) replace_matches(t, d.pattern, d.content, matches, scratch);
         break;
       case DecoderKind::byte_fallback: {
         // Runs of <0xXX> tokens become their UTF-8 text, or one U+FFFD per byte if invalid.

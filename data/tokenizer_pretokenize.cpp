@@ -83,6 +83,22 @@ void find_matches(std::vector<Span>& out, const Pattern& p, std::string_view tex
   }
 }
 
+void replace_matches(std::string& text, const Pattern& p, std::string_view content,
+                     std::vector<Span>& matches, std::string& scratch) {
+  matches.clear();
+  find_matches(matches, p, text);
+  if (matches.empty()) return;
+  scratch.clear();
+  size_t prev = 0;
+  for (Span m : matches) {
+    scratch.append(text, prev, m.begin - prev);
+    scratch += content;
+    prev = m.end;
+  }
+  scratch.append(text, prev);
+  text.swap(scratch);
+}
+
 const std::array<std::string, 256>& byte_level_chars() {
   // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes
   // map to U+0100.. in order, so every byte has a visible, non-space character.
@@ -124,21 +140,9 @@ void normalize(std::string& text, const std::vector<Normalizer>& normalizers) {
       case NormalizerKind::prepend:
         if (!text.empty()) text.insert(0, n.content);
         break;
-      case NormalizerKind::replace: {
-        matches.clear();
-        find_matches(matches, n.pattern, text);
-        if (matches.empty()) break;
-        out.clear();
-        size_t prev = 0;
-        for (Span m : matches) {
-          out.append(text, prev, m.begin - prev);
-          out += n.content;
-          prev = m.end;
-        }
-        out.append(text, prev);
-        text.swap(out);
+      case NormalizerKind::replace:
+        replace_matches(text, n.pattern, n.content, matches, out);
         break;
-      }
       case NormalizerKind::strip: {
         size_t b = 0, e = text.size();
         if (n.strip_left) {

@@ -39,6 +39,10 @@ struct Pattern {
 std::shared_ptr<const CompiledRegex> compile_regex(std::string_view path, std::string_view pattern);
 // Appends every (non-overlapping, leftmost-first) match of p in text to out.
 void find_matches(std::vector<Span>& out, const Pattern& p, std::string_view text);
+// Replaces every match of p in text by `content` (the Replace normalizer and decoder). `matches`
+// and `scratch` are the caller's reusable buffers.
+void replace_matches(std::string& text, const Pattern& p, std::string_view content,
+                     std::vector<Span>& matches, std::string& scratch);
 
 enum class NormalizerKind { unicode, prepend, replace, strip };
 struct Normalizer {
