@@ -28,15 +28,8 @@ die() {
   exit 1
 }
 
-bin=""
-for candidate in "$build/bench/train_step_bench" "$build/train_step_bench"; do
-  if [[ -x $candidate ]]; then
-    bin=$candidate
-    break
-  fi
-done
-[[ -n $bin ]] || die "no train_step_bench in $build/bench or $build (build it first:" \
-  "cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build --target train_step_bench)"
+bin=$build/bench/train_step_bench
+[[ -x $bin ]] || die "no $bin (build it first: cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build --target train_step_bench)"
 [[ -x $python ]] || die "$python not found (set PYTHON to an interpreter with torch)"
 torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null) ||
   die "$python cannot import torch (Debian: apt-get install python3-torch; or set PYTHON)"

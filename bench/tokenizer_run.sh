@@ -32,15 +32,8 @@ die() {
   exit 1
 }
 
-bin=""
-for candidate in "$build/bench/tokenizer_bench" "$build/tokenizer_bench"; do
-  if [[ -x $candidate ]]; then
-    bin=$candidate
-    break
-  fi
-done
-[[ -n $bin ]] || die "no tokenizer_bench in $build/bench or $build (build it first:" \
-  "cmake --build $build --target tokenizer_bench)"
+bin=$build/bench/tokenizer_bench
+[[ -x $bin ]] || die "no $bin (build it first: cmake --build $build --target tokenizer_bench)"
 command -v "$node" >/dev/null || die "$node not found (set NODE)"
 [[ -d $fixtures/tokenizers ]] ||
   die "no $fixtures/tokenizers (run: bash scripts/install-deps.sh --test-fixtures)"
