@@ -1,0 +1,26 @@
+// cli/train_commands.cpp — `hibari train --config run.toml` and `hibari config`.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "train/run_config.h"
+#include "train/trainer.h"
+
+namespace hibari::cli {
+
+void add_train_commands(CLI::App& app) {
+  auto config_path = std::make_shared<std::string>();
+  CLI::App* train = app.add_subcommand("train", "train a model as described by a TOML run file");
+  train->add_option("--config", *config_path, "the run file (TOML)")->required();
+  train->callback([config_path] { run_training(load_run_config(*config_path), stdout); });
+
+  CLI::App* config =
+      app.add_subcommand("config", "print every run-file key with its default and description");
+  auto reference = std::make_shared<bool>(false);
+  config->add_flag("--reference", *reference, "the full reference (default)");
+  config->callback([] { std::fputs(run_config_reference().c_str(), stdout); });
+}
+
+}  // namespace hibari::cli
