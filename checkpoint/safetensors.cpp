@@ -1,9 +1,6 @@
-// checkpoint/safetensors.cpp — reader (validate everything, then copy) and atomic writer.
+// checkpoint/safetensors.cpp — reader (map, validate everything, then view), atomic writer, and
+// Hugging Face's sharded model directories.
 #include "checkpoint/safetensors.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace hibari {
 
@@ -61,8 +59,6 @@ std::string printable(std::string_view s, size_t max_len = 200) {
 }
 
 std::string single_quoted(std::string_view name) { return "'" + printable(name) + "'"; }
-
-std::string errno_str(int err) { return std::strerror(err); }
 
 // numel and byte size of a shape, or false if either overflows size_t.
 bool shape_bytes(const std::vector<int64_t>& shape, size_t elem_size, size_t* bytes) {
@@ -145,51 +141,14 @@ SafeTensorInfo parse_entry(const std::string& path, const std::string& name, con
   return info;
 }
 
-// An open file read front to back; the data section goes straight into its final vector, so a
-// multi-gigabyte checkpoint is held in memory once.
-class InFile {
- public:
-  explicit InFile(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) fail_file(path_, "cannot open: " + errno_str(errno));
-    // A throwing constructor runs no destructor: close by hand on these failures.
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) {
-      int err = errno;
-      ::close(fd_);
-      fail_file(path_, "cannot stat: " + errno_str(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      fail_file(path_, "not a regular file");
-    }
-    size_ = size_t(st.st_size);
-  }
-  InFile(const InFile&) = delete;
-  InFile& operator=(const InFile&) = delete;
-  ~InFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+template <typename T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));  // the data section has no alignment guarantee
+  return v;
+}
 
-  size_t size() const { return size_; }
-
-  void read(void* dst, size_t n) {
-    auto* p = static_cast<uint8_t*>(dst);
-    while (n > 0) {
-      ssize_t got = ::read(fd_, p, n);
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) fail_file(path_, "read failed: " + errno_str(errno));
-      if (got == 0) fail_file(path_, "file shrank while being read");
-      p += got;
-      n -= size_t(got);
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  size_t size_ = 0;
-};
+}  // namespace
 
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
@@ -210,59 +169,28 @@ float f16_to_f32(uint16_t h) {
   return f;
 }
 
-template <typename T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));  // the data section has no alignment guarantee
-  return v;
+uint16_t f32_to_f16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint16_t sign = uint16_t((bits >> 16) & 0x8000u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // quiet NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to beyond 65504: inf
+  if (abs < 0x38800000u) {
+    // Below the smallest normal half (2^-14): a subnormal, mant * 2^-24.  Adding 0.5 makes the
+    // fp32 adder round the value to a multiple of 2^-24, to nearest even, in one step.
+    float a;
+    std::memcpy(&a, &abs, 4);
+    float r = a + 0.5f;
+    uint32_t rb;
+    std::memcpy(&rb, &r, 4);
+    return uint16_t(sign | (rb - 0x3f000000u));
+  }
+  // Normal: rebias the exponent (127 -> 15) and round the 13 dropped mantissa bits to nearest
+  // even; a carry out of the mantissa correctly bumps the exponent.
+  const uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
+  return uint16_t(sign | ((rounded - 0x38000000u) >> 13));
 }
-
-// fopen/fwrite/fsync/rename with cleanup; every failure removes the temp file.
-class TempFile {
- public:
-  TempFile(const std::string& path)
-      : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    if (!f_) fail_file(path_, "cannot create " + tmp_ + ": " + errno_str(errno));
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (f_) std::fclose(f_);
-    if (!committed_) std::remove(tmp_.c_str());
-  }
-
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) fail_file(path_, "write failed: " + errno_str(errno));
-  }
-
-  void commit() {
-    if (std::fflush(f_) != 0) fail_file(path_, "write failed: " + errno_str(errno));
-    // Without fsync a crash after the rename can leave a renamed but empty file.
-    if (::fsync(::fileno(f_)) != 0) fail_file(path_, "fsync failed: " + errno_str(errno));
-    int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0) fail_file(path_, "close failed: " + errno_str(errno));
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      fail_file(path_, "cannot rename " + tmp_ + " over it: " + errno_str(errno));
-    }
-    committed_ = true;
-    // Make the rename itself durable; best effort, some filesystems refuse fsync on directories.
-    std::string dir = std::filesystem::path(path_).parent_path().string();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-
- private:
-  std::string path_, tmp_;
-  std::FILE* f_ = nullptr;
-  bool committed_ = false;
-};
-
-}  // namespace
 
 size_t st_dtype_size(StDtype t) {
   switch (t) {
@@ -314,20 +242,44 @@ const SafeTensorInfo* SafeTensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<float> SafeTensorsFile::read_f32(const std::string& name,
-                                             const std::vector<int64_t>& expected_shape) const {
+const SafeTensorInfo& SafeTensorsFile::require(const std::string& name,
+                                               const std::vector<int64_t>& expected_shape) const {
   const SafeTensorInfo* t = find(name);
   if (!t) fail_file(path, "no tensor " + single_quoted(name));
   if (!expected_shape.empty() && t->shape != expected_shape) {
     fail_file(path, "tensor " + single_quoted(name) + " has shape " + shape_str(t->shape) +
                         ", expected " + shape_str(expected_shape));
   }
-  const size_t n = t->numel();
-  const uint8_t* p = data.data() + t->begin;
-  std::vector<float> out(n);
-  switch (t->dtype) {
+  return *t;
+}
+
+std::span<const uint8_t> SafeTensorsFile::bytes(const SafeTensorInfo& t) const {
+  return data.subspan(t.begin, t.end - t.begin);
+}
+
+std::span<const float> SafeTensorsFile::view_f32(const std::string& name,
+                                                 const std::vector<int64_t>& expected_shape) const {
+  const SafeTensorInfo& t = require(name, expected_shape);
+  if (t.dtype != StDtype::F32) {
+    fail_file(path, "tensor " + single_quoted(name) + " has dtype " + st_dtype_name(t.dtype) +
+                        ", a view needs F32");
+  }
+  const uint8_t* p = data.data() + t.begin;
+  if (t.numel() == 0) return {};
+  if (reinterpret_cast<uintptr_t>(p) % alignof(float) != 0) {
+    fail_file(path, "tensor " + single_quoted(name) + " is not 4-byte aligned in the file");
+  }
+  return {reinterpret_cast<const float*>(p), t.numel()};
+}
+
+void SafeTensorsFile::read_f32_into(const std::string& name, float* out,
+                                    const std::vector<int64_t>& expected_shape) const {
+  const SafeTensorInfo& t = require(name, expected_shape);
+  const size_t n = t.numel();
+  const uint8_t* p = data.data() + t.begin;
+  switch (t.dtype) {
     case StDtype::F32:
-      if (n) std::memcpy(out.data(), p, n * 4);
+      if (n) std::memcpy(out, p, n * 4);
       break;
     case StDtype::F16:
       for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(load<uint16_t>(p + 2 * i));
@@ -339,19 +291,24 @@ std::vector<float> SafeTensorsFile::read_f32(const std::string& name,
       for (size_t i = 0; i < n; ++i) out[i] = float(load<double>(p + 8 * i));
       break;
     default:
-      fail_file(path, "tensor " + single_quoted(name) + " has dtype " + st_dtype_name(t->dtype) +
+      fail_file(path, "tensor " + single_quoted(name) + " has dtype " + st_dtype_name(t.dtype) +
                           ", expected F32, F16, BF16 or F64");
   }
+}
+
+std::vector<float> SafeTensorsFile::read_f32(const std::string& name,
+                                             const std::vector<int64_t>& expected_shape) const {
+  std::vector<float> out(require(name, expected_shape).numel());
+  read_f32_into(name, out.data(), expected_shape);
   return out;
 }
 
 std::vector<int64_t> SafeTensorsFile::read_i64(const std::string& name) const {
-  const SafeTensorInfo* t = find(name);
-  if (!t) fail_file(path, "no tensor " + single_quoted(name));
-  const size_t n = t->numel();
-  const uint8_t* p = data.data() + t->begin;
+  const SafeTensorInfo& t = require(name);
+  const size_t n = t.numel();
+  const uint8_t* p = data.data() + t.begin;
   std::vector<int64_t> out(n);
-  switch (t->dtype) {
+  switch (t.dtype) {
     case StDtype::I64:
       if (n) std::memcpy(out.data(), p, n * 8);
       break;
@@ -359,23 +316,24 @@ std::vector<int64_t> SafeTensorsFile::read_i64(const std::string& name) const {
       for (size_t i = 0; i < n; ++i) out[i] = load<int32_t>(p + 4 * i);
       break;
     default:
-      fail_file(path, "tensor " + single_quoted(name) + " has dtype " + st_dtype_name(t->dtype) +
+      fail_file(path, "tensor " + single_quoted(name) + " has dtype " + st_dtype_name(t.dtype) +
                           ", expected I32 or I64");
   }
   return out;
 }
 
 SafeTensorsFile safetensors_read(const std::string& path) {
-  InFile in(path);
-  const size_t file_size = in.size();
+  SafeTensorsFile file;
+  file.path = path;
+  file.mapping = MappedFile(path);
+  const uint8_t* bytes = file.mapping.data;
+  const size_t file_size = file.mapping.size;
   if (file_size < 8) {
     fail_file(path, "too short for a safetensors file (" + std::to_string(file_size) +
                         " bytes, the header size alone takes 8)");
   }
-  uint8_t len[8];
-  in.read(len, 8);
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | len[i];
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
   if (header_size > kMaxHeaderSize) {
     fail_file(path, "header size " + std::to_string(header_size) +
                         " is absurd (over 100 MB); not a safetensors file?");
@@ -384,8 +342,7 @@ SafeTensorsFile safetensors_read(const std::string& path) {
     fail_file(path, "header size " + std::to_string(header_size) + " exceeds the file size (" +
                         std::to_string(file_size) + " bytes); truncated?");
   }
-  std::string text(size_t(header_size), '\0');
-  in.read(text.data(), text.size());
+  const std::string_view text(reinterpret_cast<const char*>(bytes + 8), size_t(header_size));
   json header;
   try {
     header = json::parse(text);
@@ -398,8 +355,6 @@ SafeTensorsFile safetensors_read(const std::string& path) {
   }
   if (!header.is_object()) fail_file(path, "header is not a JSON object");
 
-  SafeTensorsFile file;
-  file.path = path;
   const size_t data_size = file_size - 8 - size_t(header_size);
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
@@ -438,11 +393,29 @@ SafeTensorsFile safetensors_read(const std::string& path) {
     fail_file(path, "hole in the data section: bytes " + std::to_string(cursor) + ".." +
                         std::to_string(data_size) + " at the end belong to no tensor");
   }
-
-  file.data.resize(data_size);
-  in.read(file.data.data(), data_size);
+  file.data = std::span<const uint8_t>(bytes + 8 + header_size, data_size);
   return file;
 }
+
+namespace {
+
+// Writes `n` floats rounded to BF16 or F16, a block at a time (the converted copy never exists
+// whole).
+void write_converted(AtomicFile& out, const float* src, size_t n, StDtype dtype) {
+  constexpr size_t kBlock = size_t(1) << 20;
+  std::vector<uint16_t> buf(std::min(n, kBlock));
+  for (size_t i = 0; i < n; i += kBlock) {
+    const size_t m = std::min(kBlock, n - i);
+    if (dtype == StDtype::BF16) {
+      for (size_t k = 0; k < m; ++k) buf[k] = f32_to_bf16(src[i + k]);
+    } else {
+      for (size_t k = 0; k < m; ++k) buf[k] = f32_to_f16(src[i + k]);
+    }
+    out.write(buf.data(), m * 2);
+  }
+}
+
+}  // namespace
 
 void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -461,6 +434,11 @@ void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>
     const std::string what = "tensor " + single_quoted(t.name);
     if (t.name == "__metadata__") fail_file(path, "a tensor may not be named \"__metadata__\"");
     if (i > 0 && sorted[i - 1]->name == t.name) fail_file(path, "duplicate " + what);
+    if (t.data_is_f32 && t.dtype != StDtype::BF16 && t.dtype != StDtype::F16 &&
+        t.dtype != StDtype::F32) {
+      fail_file(path, what + ": F32 data can be written as F32, BF16 or F16, not " +
+                          st_dtype_name(t.dtype));
+    }
     size_t bytes;
     if (!shape_bytes(t.shape, st_dtype_size(t.dtype), &bytes)) {
       fail_file(path, what + ": invalid shape " + shape_str(t.shape));
@@ -483,11 +461,160 @@ void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>
 
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
-  TempFile out(path);
+  AtomicFile out(path);
   out.write(len, 8);
   out.write(text.data(), text.size());
-  for (size_t i = 0; i < sorted.size(); ++i) out.write(sorted[i]->data, sizes[i]);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const SafeTensorOut& t = *sorted[i];
+    if (t.data_is_f32 && t.dtype != StDtype::F32) {
+      write_converted(out, static_cast<const float*>(t.data), sizes[i] / 2, t.dtype);
+    } else {
+      out.write(t.data, sizes[i]);
+    }
+  }
   out.commit();
+}
+
+// ---- Hugging Face model directories ----
+
+const SafeTensorsFile* SafeTensorsModel::file_of(const std::string& name) const {
+  auto it = tensors.find(name);
+  return it == tensors.end() ? nullptr : it->second.first;
+}
+
+namespace {
+
+// A shard name from an index: a plain file name inside the directory, nothing that walks out.
+bool plain_file_name(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+SafeTensorsModel safetensors_open_model(const std::string& dir) {
+  namespace fs = std::filesystem;
+  SafeTensorsModel model;
+  model.dir = dir;
+  const std::string index_path = (fs::path(dir) / kSafetensorsIndexName).string();
+  const std::string single_path = (fs::path(dir) / kSafetensorsSingleName).string();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail_file(dir, "not a directory");
+
+  if (!fs::exists(index_path, ec)) {
+    if (!fs::exists(single_path, ec)) {
+      fail_file(dir, std::string("no ") + kSafetensorsSingleName + " or " + kSafetensorsIndexName);
+    }
+    model.files.push_back(safetensors_read(single_path));
+    for (const SafeTensorInfo& t : model.files[0].tensors) {
+      model.tensors[t.name] = {&model.files[0], &t};
+    }
+    return model;
+  }
+
+  model.index_path = index_path;
+  json index;
+  {
+    const MappedFile text(index_path);
+    try {
+      index = json::parse(std::string_view(reinterpret_cast<const char*>(text.data), text.size));
+    } catch (const json::parse_error& e) {
+      fail_file(index_path, "not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")");
+    }
+  }
+  if (!index.is_object()) fail_file(index_path, "not a JSON object");
+  auto wm = index.find("weight_map");
+  if (wm == index.end() || !wm->is_object()) {
+    fail_file(index_path, "missing the \"weight_map\" object");
+  }
+  // Shards in order of first mention, each opened once.
+  std::vector<std::string> shard_names;
+  std::map<std::string, size_t> shard_of_name;
+  std::vector<std::pair<std::string, size_t>> placed;  // tensor, shard
+  for (const auto& [name, value] : wm->items()) {
+    if (!value.is_string() || !plain_file_name(value.get<std::string>())) {
+      fail_file(index_path, "weight_map entry " + single_quoted(name) +
+                                " is not a file name inside the directory");
+    }
+    const std::string& shard = value.get_ref<const std::string&>();
+    auto [it, fresh] = shard_of_name.try_emplace(shard, shard_names.size());
+    if (fresh) shard_names.push_back(shard);
+    placed.emplace_back(name, it->second);
+  }
+  for (const std::string& shard : shard_names) {
+    const std::string path = (fs::path(dir) / shard).string();
+    if (!fs::exists(path, ec)) {
+      fail_file(path, std::string("missing shard (named by ") + kSafetensorsIndexName + ")");
+    }
+    model.files.push_back(safetensors_read(path));
+  }
+  // files is complete: pointers into it are stable from here on.
+  for (const auto& [name, shard] : placed) {
+    const SafeTensorsFile& file = model.files[shard];
+    const SafeTensorInfo* t = file.find(name);
+    if (!t) {
+      fail_file(file.path, "no tensor " + single_quoted(name) + ", which " + kSafetensorsIndexName +
+                               " places in this shard");
+    }
+    model.tensors[name] = {&file, t};
+  }
+  // The other direction: a tensor the index does not place here would be silently ignored (or be a
+  // second copy of one it places elsewhere).
+  for (const SafeTensorsFile& file : model.files) {
+    for (const SafeTensorInfo& t : file.tensors) {
+      auto it = model.tensors.find(t.name);
+      if (it == model.tensors.end() || it->second.first != &file) {
+        fail_file(file.path, "tensor " + single_quoted(t.name) +
+                                 " is not placed in this shard by " + kSafetensorsIndexName);
+      }
+    }
+  }
+  return model;
+}
+
+std::vector<std::string> safetensors_write_model(
+    const std::string& dir, const std::vector<SafeTensorOut>& tensors, size_t max_shard_bytes,
+    const std::map<std::string, std::string>& metadata) {
+  namespace fs = std::filesystem;
+  // Shard assignment in the given order, by data bytes (the header is not counted, as in
+  // huggingface_hub).
+  std::vector<std::vector<SafeTensorOut>> shards(1);
+  size_t current = 0, total = 0;
+  for (const SafeTensorOut& t : tensors) {
+    size_t bytes;
+    if (!shape_bytes(t.shape, st_dtype_size(t.dtype), &bytes)) {
+      fail_file(dir, "tensor " + single_quoted(t.name) + ": invalid shape " + shape_str(t.shape));
+    }
+    if (!shards.back().empty() && current + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      current = 0;
+    }
+    shards.back().push_back(t);
+    current += bytes;
+    total += bytes;
+  }
+  if (shards.size() == 1) {
+    safetensors_write((fs::path(dir) / kSafetensorsSingleName).string(), tensors, metadata);
+    return {kSafetensorsSingleName};
+  }
+
+  std::vector<std::string> written;
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  std::map<std::string, std::string> by_name;  // the index lists tensors sorted by name
+  const size_t n = shards.size();
+  for (size_t i = 0; i < n; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, n);
+    safetensors_write((fs::path(dir) / name).string(), shards[i], metadata);
+    written.push_back(name);
+    for (const SafeTensorOut& t : shards[i]) by_name[t.name] = name;
+  }
+  for (const auto& [tensor, file] : by_name) weight_map[tensor] = file;
+  nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}},
+                                  {"weight_map", weight_map}};
+  write_file_atomic((fs::path(dir) / kSafetensorsIndexName).string(), index.dump(2) + "\n");
+  written.push_back(kSafetensorsIndexName);
+  return written;
 }
 
 }  // namespace hibari

@@ -1,8 +1,6 @@
 #include "data/indexed_dataset.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace hibari {
 
@@ -26,8 +25,6 @@ constexpr unsigned char kMagic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
 constexpr size_t kHeaderSize = 34;  // magic 9 + version 8 + dtype code 1 + S 8 + D 8
 constexpr size_t kBufferBytes = size_t(1) << 20;
 
-std::string errno_str(int err) { return std::strerror(err); }
-
 bool known_dtype(uint8_t code) { return (code >= 1 && code <= 5) || code == 8; }
 
 template <typename T>
@@ -35,17 +32,6 @@ T load(const unsigned char* p) {
   T v;
   std::memcpy(&v, p, sizeof v);
   return v;
-}
-
-void write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) fail_file(path, "write failed: " + errno_str(errno));
-    p += w;
-    n -= size_t(w);
-  }
 }
 
 // Appends ids as T, or throws (leaving `out` as it was) when one does not fit: numpy would wrap
@@ -79,32 +65,6 @@ void decode(const unsigned char* src, size_t n, int32_t* out, const std::string&
     }
     out[k] = int32_t(v);
   }
-}
-
-// Maps a whole file read-only; an empty file gives nullptr (mmap refuses length 0).
-const unsigned char* map_file(const std::string& path, size_t* size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_file(path, "cannot open: " + errno_str(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail_file(path, "cannot stat: " + errno_str(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_file(path, "not a regular file");
-  }
-  *size = size_t(st.st_size);
-  if (*size == 0) {
-    ::close(fd);
-    return nullptr;
-  }
-  void* p = ::mmap(nullptr, *size, PROT_READ, MAP_SHARED, fd, 0);
-  const int err = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (p == MAP_FAILED) fail_file(path, "cannot mmap: " + errno_str(err));
-  return static_cast<const unsigned char*>(p);
 }
 
 }  // namespace
@@ -154,7 +114,7 @@ IndexedDatasetWriter::IndexedDatasetWriter(std::string prefix, TokenDtype dtype)
     : prefix_(std::move(prefix)), dtype_(dtype) {
   const std::string tmp = prefix_ + ".bin.tmp";
   bin_fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (bin_fd_ < 0) fail_file(tmp, "cannot create: " + errno_str(errno));
+  if (bin_fd_ < 0) fail_file(tmp, "cannot create: " + errno_text(errno));
   buffer_.reserve(kBufferBytes + 4096);
 }
 
@@ -220,13 +180,13 @@ void IndexedDatasetWriter::finish() {
 
   flush_bin();
   // Without fsync a crash after the rename can leave a renamed but empty file.
-  if (::fsync(bin_fd_) != 0) fail_file(bin_tmp, "fsync failed: " + errno_str(errno));
+  fsync_file(bin_fd_, bin_tmp);
   const int bin_fd = bin_fd_;
   bin_fd_ = -1;
-  if (::close(bin_fd) != 0) fail_file(bin_tmp, "close failed: " + errno_str(errno));
+  if (::close(bin_fd) != 0) fail_file(bin_tmp, "close failed: " + errno_text(errno));
 
   const int fd = ::open(idx_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail_file(idx_tmp, "cannot create: " + errno_str(errno));
+  if (fd < 0) fail_file(idx_tmp, "cannot create: " + errno_text(errno));
   try {
     // The header, field by field as _IndexWriter: struct.pack("<Q", 1) etc.
     unsigned char header[kHeaderSize];
@@ -254,49 +214,42 @@ void IndexedDatasetWriter::finish() {
     }
     write_all(fd, pointers.data(), pointers.size() * 8, idx_tmp);
     write_all(fd, document_indices_.data(), document_indices_.size() * 8, idx_tmp);
-    if (::fsync(fd) != 0) fail_file(idx_tmp, "fsync failed: " + errno_str(errno));
+    fsync_file(fd, idx_tmp);
   } catch (...) {
     ::close(fd);
     throw;
   }
-  if (::close(fd) != 0) fail_file(idx_tmp, "close failed: " + errno_str(errno));
+  if (::close(fd) != 0) fail_file(idx_tmp, "close failed: " + errno_text(errno));
 
   // A reader takes the .idx as the sign that the pair is complete, so an old .idx goes first and
   // the new one comes last: no moment shows a new .bin beside an old .idx.
   if (::unlink(idx_path.c_str()) != 0 && errno != ENOENT)
-    fail_file(idx_path, "cannot remove the old file: " + errno_str(errno));
+    fail_file(idx_path, "cannot remove the old file: " + errno_text(errno));
   if (std::rename(bin_tmp.c_str(), bin_path.c_str()) != 0)
-    fail_file(bin_path, "cannot rename " + bin_tmp + " over it: " + errno_str(errno));
+    fail_file(bin_path, "cannot rename " + bin_tmp + " over it: " + errno_text(errno));
   if (std::rename(idx_tmp.c_str(), idx_path.c_str()) != 0) {
     const int err = errno;
     ::unlink(bin_path.c_str());  // a .bin without its .idx is useless
-    fail_file(idx_path, "cannot rename " + idx_tmp + " over it: " + errno_str(err));
+    fail_file(idx_path, "cannot rename " + idx_tmp + " over it: " + errno_text(err));
   }
   finished_ = true;
 
-  // Make the renames themselves durable; best effort, some filesystems refuse fsync on directories.
-  const size_t slash = prefix_.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : prefix_.substr(0, slash + 1);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  fsync_dir(parent_dir(bin_path));  // make the renames themselves durable
 }
 
 // ---- reader ----
 
 IndexedDataset::~IndexedDataset() {
-  if (idx_) ::munmap(const_cast<unsigned char*>(idx_), idx_size_);
-  if (bin_) ::munmap(const_cast<unsigned char*>(bin_), bin_size_);
+  unmap_readonly(idx_, idx_size_);
+  unmap_readonly(bin_, bin_size_);
 }
 
 IndexedDataset::IndexedDataset(IndexedDataset&& other) noexcept { *this = std::move(other); }
 
 IndexedDataset& IndexedDataset::operator=(IndexedDataset&& other) noexcept {
   if (this == &other) return *this;
-  if (idx_) ::munmap(const_cast<unsigned char*>(idx_), idx_size_);
-  if (bin_) ::munmap(const_cast<unsigned char*>(bin_), bin_size_);
+  unmap_readonly(idx_, idx_size_);
+  unmap_readonly(bin_, bin_size_);
   idx_path_ = std::move(other.idx_path_);
   bin_path_ = std::move(other.bin_path_);
   idx_ = std::exchange(other.idx_, nullptr);
@@ -316,7 +269,7 @@ IndexedDataset IndexedDataset::open(const std::string& prefix) {
   ds.idx_path_ = prefix + ".idx";
   ds.bin_path_ = prefix + ".bin";
   const std::string& idx_path = ds.idx_path_;
-  ds.idx_ = map_file(idx_path, &ds.idx_size_);
+  ds.idx_ = map_readonly(idx_path, &ds.idx_size_);
   const unsigned char* idx = ds.idx_;
   const size_t size = ds.idx_size_;
 
@@ -375,7 +328,7 @@ IndexedDataset IndexedDataset::open(const std::string& prefix) {
 
   // The .bin, then every pointer: sequence i starts where i - 1 ends, as Megatron's writer lays
   // them out, and the last one ends inside the .bin.  After this no read can leave the mapping.
-  ds.bin_ = map_file(ds.bin_path_, &ds.bin_size_);
+  ds.bin_ = map_readonly(ds.bin_path_, &ds.bin_size_);
   const size_t item = token_dtype_size(ds.dtype_);
   uint64_t end = 0;  // stays <= bin size, so end + len * item cannot overflow
   for (size_t i = 0; i < seq_count; ++i) {

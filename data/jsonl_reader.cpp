@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace hibari {
 
@@ -39,8 +40,6 @@ bool is_zstd_magic(const unsigned char* m, size_t n) {
   uint32_t v = uint32_t{m[0]} | uint32_t{m[1]} << 8 | uint32_t{m[2]} << 16 | uint32_t{m[3]} << 24;
   return v == 0xFD2FB528u || (v & 0xFFFFFFF0u) == 0x184D2A50u;
 }
-
-std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -131,12 +130,12 @@ struct JsonlReader::Source {
 
   Source(std::string p, Compression c) : kind(c), path(std::move(p)) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) fail_file(path, "cannot open: " + errno_text());
+    if (f == nullptr) fail_file(path, "cannot open: " + errno_text(errno));
     unsigned char magic[4];
     size_t got = std::fread(magic, 1, sizeof magic, f);
     if (std::ferror(f)) {
       std::fclose(f);
-      fail_file(path, "cannot read: " + errno_text());
+      fail_file(path, "cannot read: " + errno_text(errno));
     }
     std::rewind(f);
     const char* problem = nullptr;
@@ -156,7 +155,7 @@ struct JsonlReader::Source {
     if (kind == Compression::gzip) {
       std::fclose(f);
       gz = gzopen(path.c_str(), "rb");
-      if (gz == nullptr) fail_file(path, "cannot open: " + errno_text());
+      if (gz == nullptr) fail_file(path, "cannot open: " + errno_text(errno));
       gzbuffer(gz, 1 << 17);
     } else {
       file = f;
@@ -176,7 +175,7 @@ struct JsonlReader::Source {
 
   size_t read_plain(char* out, size_t n) {
     size_t got = std::fread(out, 1, n, file);
-    if (got < n && std::ferror(file)) fail_file(path, "read error: " + errno_text());
+    if (got < n && std::ferror(file)) fail_file(path, "read error: " + errno_text(errno));
     raw_bytes += got;
     return got;
   }

@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace hibari {
 
@@ -162,13 +163,13 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
-    fail_file(path_, std::string("cannot create the event file: ") + std::strerror(errno));
+    fail_errno(path_, "cannot create the event file", errno);
   }
   file_ = fdopen(fd, "wb");
   if (file_ == nullptr) {
     const int err = errno;
     close(fd);
-    fail_file(path_, std::string("cannot open the event file: ") + std::strerror(err));
+    fail_errno(path_, "cannot open the event file", err);
   }
 
   try {
@@ -198,14 +199,14 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
 void TensorBoardWriter::flush() {
   if (!unflushed_) return;
   if (std::fflush(file_) != 0) {
-    fail_file(path_, std::string("cannot write the event file: ") + std::strerror(errno));
+    fail_errno(path_, "cannot write the event file", errno);
   }
   unflushed_ = false;
 }
 
 void TensorBoardWriter::write(const std::string& bytes) {
   if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
-    fail_file(path_, std::string("cannot write the event file: ") + std::strerror(errno));
+    fail_errno(path_, "cannot write the event file", errno);
   }
 }
 
