@@ -70,6 +70,21 @@ BlendPlan plan_blend(std::span<const double> raw_weights, int64_t num_samples, d
   return plan;
 }
 
+size_t blend_next_dataset(std::span<const double> weights, std::span<const int64_t> taken,
+                          int64_t i) {
+  const double x = std::max(static_cast<double>(i), 1.0);
+  size_t best = 0;
+  double best_error = rounded_product(weights[0], x) - static_cast<double>(taken[0]);
+  for (size_t d = 1; d < weights.size(); ++d) {
+    const double error = rounded_product(weights[d], x) - static_cast<double>(taken[d]);
+    if (error > best_error) {
+      best_error = error;
+      best = d;
+    }
+  }
+  return best;
+}
+
 BlendIndices build_blending_indices(std::span<const double> weights, int64_t size) {
   check(!weights.empty() && weights.size() < 32767, "blend: need 1 to 32766 datasets");
   check(size >= 0, "blend: size < 0");
@@ -78,16 +93,7 @@ BlendIndices build_blending_indices(std::span<const double> weights, int64_t siz
   out.dataset_sample_index.resize(static_cast<size_t>(size));
   std::vector<int64_t> taken(weights.size(), 0);
   for (int64_t i = 0; i < size; ++i) {
-    const double x = std::max(static_cast<double>(i), 1.0);
-    size_t best = 0;
-    double best_error = rounded_product(weights[0], x) - static_cast<double>(taken[0]);
-    for (size_t d = 1; d < weights.size(); ++d) {
-      const double error = rounded_product(weights[d], x) - static_cast<double>(taken[d]);
-      if (error > best_error) {
-        best_error = error;
-        best = d;
-      }
-    }
+    const size_t best = blend_next_dataset(weights, taken, i);
     out.dataset_index[static_cast<size_t>(i)] = static_cast<int16_t>(best);
     out.dataset_sample_index[static_cast<size_t>(i)] = taken[best]++;
   }

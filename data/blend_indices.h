@@ -44,6 +44,11 @@ struct BlendIndices {
 // helpers.cpp build_blending_indices: each sample goes to the dataset furthest behind its share
 // (largest weight * max(i, 1) - taken so far; the lowest index wins ties).
 BlendIndices build_blending_indices(std::span<const double> weights, int64_t size);
+// The rule itself, one sample at a time: the dataset blended sample i (counted from the start of
+// the blend) comes from, when taken[d] samples have come from dataset d so far.  The loader walks
+// the blend with it instead of holding the whole index.
+size_t blend_next_dataset(std::span<const double> weights, std::span<const int64_t> taken,
+                          int64_t i);
 
 // helpers.cpp build_exhaustive_blending_indices: exactly sizes[d] samples from dataset d,
 // interleaved by the same error rule (Megatron's blend without weights).

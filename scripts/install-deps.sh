@@ -10,7 +10,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   # product libraries
   libopenblas-openmp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-  libpcre2-dev libzstd-dev zlib1g-dev libsentencepiece-dev
+  libpcre2-dev libzstd-dev zlib1g-dev libsentencepiece-dev libxxhash-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference peers for tests and benchmarks only (never in the product's path)

@@ -1,0 +1,391 @@
+// data/loader.cpp — blended, resumable sample order over indexed datasets; see loader.h.
+#include "data/loader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "data/blend_indices.h"
+
+namespace hibari {
+
+std::vector<double> parse_split(const std::string& split) {
+  // Megatron's parse_and_normalize_split: the numbers found in the string, padded with zeros to
+  // three, normalized.
+  std::vector<double> shares;
+  static const std::regex number("[.0-9]+");
+  for (auto it = std::sregex_iterator(split.begin(), split.end(), number);
+       it != std::sregex_iterator(); ++it) {
+    const std::string text = it->str();
+    char* end = nullptr;
+    double value = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size()) fail("split \"" + split + "\": bad number " + text);
+    shares.push_back(value);
+  }
+  if (shares.empty() || shares.size() > 3)
+    fail("split \"" + split + "\": expected 1 to 3 numbers (train,valid,test)");
+  shares.resize(3, 0.0);
+  if (shares[0] <= 0) fail("split \"" + split + "\": the train share must be positive");
+  return normalize_weights(shares);
+}
+
+std::vector<int64_t> split_bounds(const std::vector<double>& shares, int64_t count) {
+  // _get_split_indices: rounded cumulative shares (Python's round: half to even, which is what
+  // nearbyint does in the default rounding mode), then shifted so the last bound is `count`.
+  std::vector<int64_t> bounds = {0};
+  for (double share : shares)
+    bounds.push_back(bounds.back() + int64_t(std::nearbyint(share * double(count))));
+  const int64_t excess = bounds.back() - count;
+  for (size_t i = 1; i < bounds.size(); ++i) bounds[i] -= excess;
+  return bounds;
+}
+
+namespace {
+
+std::string cache_dir_for(const LoaderOptions& o, const std::string& prefix) {
+  if (!o.cache_dir.empty()) return o.cache_dir;
+  std::filesystem::path folder = std::filesystem::path(prefix).parent_path();
+  return (folder / "cache").string();
+}
+
+GptIndices build_train_epochs(const LoaderOptions& o, const LoaderDataset& d, int64_t planned,
+                              size_t block) {
+  GptIndicesConfig config{.num_samples = planned,
+                          .seq_length = o.seq_length,
+                          .seed = o.seed + uint32_t(block),
+                          .add_extra_token = true,
+                          .drop_last_partial_sequence = true};
+  // Block 0 is Megatron's own "train" indices; later blocks are hibari's continuation.
+  std::string split_name = block == 0 ? "train" : "train_continued_" + std::to_string(block);
+  return load_or_build_gpt_indices(cache_dir_for(o, d.prefix), d.prefix, split_name, d.lengths,
+                                   d.train_documents, config);
+}
+
+// Reads sample `idx` of `indices` (T + 1 tokens) as
+// GPTDataset._query_document_sample_shuffle_indices does: from the start offset in the first
+// document to the end offset (plus the extra token) in the last, whole documents in between.
+void read_gpt_sample(const LoaderDataset& d, const GptIndices& indices, int64_t idx, size_t vocab,
+                     int32_t* out, size_t count) {
+  const int64_t s = indices.shuffle_idx[size_t(idx)];
+  const int64_t first_doc = indices.sample_idx[size_t(2 * s)];
+  const int64_t first_offset = indices.sample_idx[size_t(2 * s + 1)];
+  const int64_t last_doc = indices.sample_idx[size_t(2 * s + 2)];
+  const int64_t last_offset = indices.sample_idx[size_t(2 * s + 3)];
+  size_t filled = 0;
+  for (int64_t i = first_doc; i <= last_doc; ++i) {
+    const size_t sequence = size_t(indices.doc_idx[size_t(i)]);
+    const size_t offset = i == first_doc ? size_t(first_offset) : 0;
+    const size_t end = i == last_doc ? size_t(last_offset) + 1 : d.data.sequence_length(sequence);
+    const size_t length = std::min(end - offset, count - filled);
+    d.data.read(sequence, offset, length, out + filled);
+    filled += length;
+  }
+  if (filled != count)
+    fail_file(d.prefix + ".idx", "sample " + std::to_string(idx) + " holds " +
+                                     std::to_string(filled) + " tokens, expected " +
+                                     std::to_string(count) + " (indices do not match the data)");
+  if (vocab == 0) return;
+  for (size_t i = 0; i < count; ++i) {
+    if (out[i] < 0 || size_t(out[i]) >= vocab)
+      fail_file(d.prefix + ".bin", "token id " + std::to_string(out[i]) +
+                                       " is outside the model's vocabulary of " +
+                                       std::to_string(vocab));
+  }
+}
+
+// The indices block holding the source's sample `index`, and the index within it; builds further
+// epochs when the run reads past what was built.
+std::pair<const GptIndices*, int64_t> locate(Loader& loader, LoaderDataset& d, int64_t index) {
+  const int64_t planned = loader.state.sources[d.state].planned_samples;
+  for (size_t block = 0;; ++block) {
+    if (block == d.train_epochs.size())
+      d.train_epochs.push_back(build_train_epochs(loader.options, d, planned, block));
+    const int64_t size = int64_t(d.train_epochs[block].num_samples());
+    if (index < size) return {&d.train_epochs[block], index};
+    index -= size;
+  }
+}
+
+void read_train_sample(Loader& loader, SampleRef ref, int32_t* out) {
+  LoaderDataset& d = loader.datasets[size_t(ref.source)];
+  auto [indices, idx] = locate(loader, d, ref.index);
+  read_gpt_sample(d, *indices, idx, loader.options.vocab_size, out,
+                  size_t(loader.options.seq_length) + 1);
+}
+
+// The blend's next `count` samples into `out`, advancing `state` (a copy when only peeking).
+void plan_samples(const Loader& loader, LoaderState& state, std::vector<int64_t>& taken,
+                  int64_t count, std::vector<SampleRef>& out) {
+  out.clear();
+  const size_t n = loader.datasets.size();
+  taken.resize(n);
+  for (size_t d = 0; d < n; ++d) {
+    const LoaderSourceState& s = state.sources[loader.datasets[d].state];
+    taken[d] = s.consumed - s.segment_start;
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t i = state.consumed_samples - state.segment_start_sample;
+    const size_t d = n == 1 ? 0 : blend_next_dataset(loader.weights, taken, i);
+    LoaderSourceState& s = state.sources[loader.datasets[d].state];
+    out.push_back({int32_t(d), s.consumed});
+    ++s.consumed;
+    ++taken[d];
+    ++state.consumed_samples;
+  }
+}
+
+void validate_options(const LoaderOptions& o) {
+  if (o.sources.empty()) fail("data: no datasets given");
+  if (o.sources.size() > 32766) fail("data: at most 32766 datasets");
+  for (size_t i = 0; i < o.sources.size(); ++i) {
+    if (!(o.sources[i].weight > 0))
+      fail("data: the weight of \"" + o.sources[i].name + "\" must be positive");
+    for (size_t j = 0; j < i; ++j) {
+      if (o.sources[j].name == o.sources[i].name)
+        fail("data: two datasets are named \"" + o.sources[i].name + "\"");
+    }
+  }
+  if (o.seq_length <= 0) fail("data: seq_length must be positive");
+  if (o.micro_batch_size <= 0 || o.dp_size <= 0 ||
+      o.global_batch_size % (o.micro_batch_size * o.dp_size) != 0)
+    fail("data: global_batch_size must be a multiple of micro_batch_size x data-parallel size");
+  if (o.dp_rank < 0 || o.dp_rank >= o.dp_size) fail("data: dp_rank outside [0, dp_size)");
+  if (o.train_samples <= 0) fail("data: train_samples must be positive");
+}
+
+}  // namespace
+
+Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
+                   const std::string& resume_origin, std::vector<std::string>* notes) {
+  validate_options(options);
+  const std::vector<double> shares = parse_split(options.split);
+  Loader loader;
+  loader.options = options;
+
+  if (resume) {
+    loader.state = *resume;
+    const std::string where = resume_origin.empty() ? "loader state" : resume_origin;
+    if (resume->seq_length != options.seq_length)
+      fail_file(where, "seq_length was " + std::to_string(resume->seq_length) + ", now " +
+                           std::to_string(options.seq_length) +
+                           "; the sample order cannot continue");
+    if (resume->seed != options.seed)
+      fail_file(where, "the data seed was " + std::to_string(resume->seed) + ", now " +
+                           std::to_string(options.seed) + "; the sample order cannot continue");
+    if (resume->split != options.split)
+      fail_file(where, "split was \"" + resume->split + "\", now \"" + options.split +
+                           "\"; the sample order cannot continue");
+  } else {
+    loader.state.seq_length = options.seq_length;
+    loader.state.seed = options.seed;
+    loader.state.split = options.split;
+  }
+
+  // Blend weights as Megatron's BlendedDataset sees them; sizes for sources new to this run.
+  std::vector<double> raw;
+  for (const LoaderSource& s : options.sources) raw.push_back(s.weight);
+  const int64_t remaining =
+      std::max<int64_t>(options.train_samples - loader.state.consumed_samples, 1);
+  const BlendPlan plan = plan_blend(raw, remaining);
+  loader.weights = options.sources.size() == 1 ? std::vector<double>{1.0} : plan.weights;
+
+  for (size_t i = 0; i < options.sources.size(); ++i) {
+    const LoaderSource& source = options.sources[i];
+    LoaderDataset d{
+        .name = source.name, .prefix = source.prefix, .data = IndexedDataset::open(source.prefix)};
+    const size_t count = d.data.sequence_count();
+    d.lengths.resize(count);
+    for (size_t s = 0; s < count; ++s) d.lengths[s] = int32_t(d.data.sequence_length(s));
+    const std::vector<int64_t> bounds = split_bounds(shares, int64_t(count));
+    for (int64_t s = bounds[0]; s < bounds[1]; ++s) d.train_documents.push_back(int32_t(s));
+    if (d.train_documents.empty())
+      fail_file(source.prefix + ".idx",
+                "the train split of " + std::to_string(count) + " sequences is empty");
+
+    auto known = std::find_if(loader.state.sources.begin(), loader.state.sources.end(),
+                              [&](const LoaderSourceState& s) { return s.name == source.name; });
+    if (known != loader.state.sources.end()) {
+      if (known->prefix != source.prefix)
+        fail_file(resume_origin.empty() ? "loader state" : resume_origin,
+                  "dataset \"" + source.name + "\" was " + known->prefix + ", now " +
+                      source.prefix + "; give a different dataset a new name");
+      d.state = size_t(known - loader.state.sources.begin());
+    } else {
+      // Megatron sizes a lone dataset by train_samples and blended ones by plan_blend.
+      int64_t planned = options.sources.size() == 1 ? remaining : plan.num_samples[i];
+      loader.state.sources.push_back({source.name, source.prefix, planned, 0, 0});
+      d.state = loader.state.sources.size() - 1;
+    }
+    d.train_epochs.push_back(
+        build_train_epochs(options, d, loader.state.sources[d.state].planned_samples, 0));
+
+    std::vector<int32_t> valid_documents;
+    for (int64_t s = bounds[1]; s < bounds[2]; ++s) valid_documents.push_back(int32_t(s));
+    int64_t valid_tokens = 0;
+    for (int32_t s : valid_documents) valid_tokens += d.lengths[size_t(s)];
+    if (options.valid_samples > 0 && valid_tokens > options.seq_length) {
+      GptIndicesConfig config{.num_samples = options.valid_samples,
+                              .seq_length = options.seq_length,
+                              .seed = options.seed,
+                              .add_extra_token = true,
+                              .drop_last_partial_sequence = true};
+      d.valid = load_or_build_gpt_indices(cache_dir_for(options, d.prefix), d.prefix, "valid",
+                                          d.lengths, valid_documents, config);
+    }
+    loader.datasets.push_back(std::move(d));
+  }
+
+  // The blend continues, or a new segment starts from every source's own count.
+  std::vector<std::string> names;
+  for (const LoaderSource& s : options.sources) names.push_back(s.name);
+  const bool same_blend =
+      names == loader.state.segment_sources && loader.weights == loader.state.segment_weights;
+  if (!same_blend) {
+    if (resume && notes)
+      notes->push_back("data: the blend changed at sample " +
+                       std::to_string(loader.state.consumed_samples) +
+                       "; a new segment starts and every dataset continues from its own count");
+    loader.state.segment_sources = names;
+    loader.state.segment_weights = loader.weights;
+    loader.state.segment_start_sample = loader.state.consumed_samples;
+    for (LoaderSourceState& s : loader.state.sources) s.segment_start = s.consumed;
+  }
+  loader.sample.resize(size_t(options.seq_length) + 1);
+  loader.batch.reserve(size_t(options.global_batch_size));
+  if (resume && same_blend && resume->next_batch_hash) {
+    const uint64_t now = loader_next_batch_hash(loader);
+    if (now != *resume->next_batch_hash) {
+      char text[160];
+      std::snprintf(text, sizeof text,
+                    "the next batch hashes to %016llx, the checkpoint recorded %016llx: the "
+                    "datasets or their order changed since it was written",
+                    (unsigned long long)now, (unsigned long long)*resume->next_batch_hash);
+      fail_file(resume_origin.empty() ? "loader state" : resume_origin, text);
+    }
+  }
+  loader.state.next_batch_hash.reset();
+  return loader;
+}
+
+void loader_next_batch(Loader& loader) {
+  plan_samples(loader, loader.state, loader.taken, loader.options.global_batch_size, loader.batch);
+}
+
+void loader_read_micro_batch(Loader& loader, int64_t micro, int32_t* inputs, int32_t* targets) {
+  const LoaderOptions& o = loader.options;
+  const size_t B = size_t(o.micro_batch_size), T = size_t(o.seq_length);
+  const size_t first = size_t((micro * o.dp_size + o.dp_rank) * o.micro_batch_size);
+  check(first + B <= loader.batch.size(), "loader: micro-batch outside the planned batch");
+  for (size_t b = 0; b < B; ++b) {
+    read_train_sample(loader, loader.batch[first + b], loader.sample.data());
+    std::copy(loader.sample.begin(), loader.sample.end() - 1, inputs + b * T);
+    std::copy(loader.sample.begin() + 1, loader.sample.end(), targets + b * T);
+  }
+}
+
+uint64_t loader_next_batch_hash(Loader& loader) {
+  LoaderState peek = loader.state;
+  std::vector<SampleRef> refs;
+  std::vector<int64_t> taken;
+  plan_samples(loader, peek, taken, loader.options.global_batch_size, refs);
+  Xxhash64Stream hash;
+  for (SampleRef ref : refs) {
+    read_train_sample(loader, ref, loader.sample.data());
+    hash.update(loader.sample.data(), loader.sample.size() * sizeof(int32_t));
+  }
+  return hash.digest();
+}
+
+LoaderState loader_checkpoint_state(Loader& loader) {
+  LoaderState state = loader.state;
+  state.next_batch_hash = loader_next_batch_hash(loader);
+  return state;
+}
+
+size_t loader_valid_samples(const Loader& loader, size_t d) {
+  return loader.datasets[d].valid.num_samples();
+}
+
+void loader_read_valid(Loader& loader, size_t d, int64_t first, int32_t* inputs, int32_t* targets) {
+  const LoaderDataset& data = loader.datasets[d];
+  const size_t n = data.valid.num_samples();
+  check(n > 0, "loader: dataset " + data.name + " has no validation samples");
+  const size_t B = size_t(loader.options.micro_batch_size);
+  const size_t T = size_t(loader.options.seq_length);
+  for (size_t b = 0; b < B; ++b) {
+    const int64_t idx = int64_t((size_t(first) + b) % n);
+    read_gpt_sample(data, data.valid, idx, loader.options.vocab_size, loader.sample.data(), T + 1);
+    std::copy(loader.sample.begin(), loader.sample.end() - 1, inputs + b * T);
+    std::copy(loader.sample.begin() + 1, loader.sample.end(), targets + b * T);
+  }
+}
+
+nlohmann::json loader_state_to_json(const LoaderState& s) {
+  nlohmann::json sources = nlohmann::json::array();
+  for (const LoaderSourceState& x : s.sources) {
+    sources.push_back({{"name", x.name},
+                       {"prefix", x.prefix},
+                       {"planned_samples", x.planned_samples},
+                       {"consumed", x.consumed},
+                       {"segment_start", x.segment_start}});
+  }
+  nlohmann::json j = {{"seq_length", s.seq_length},
+                      {"seed", s.seed},
+                      {"split", s.split},
+                      {"consumed_samples", s.consumed_samples},
+                      {"segment_start_sample", s.segment_start_sample},
+                      {"segment_sources", s.segment_sources},
+                      {"segment_weights", s.segment_weights},
+                      {"sources", sources}};
+  if (s.next_batch_hash) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)*s.next_batch_hash);
+    j["next_batch_hash"] = hex;
+  }
+  return j;
+}
+
+LoaderState loader_state_from_json(const nlohmann::json& j, const std::string& where) {
+  LoaderState s;
+  try {
+    s.seq_length = j.at("seq_length").get<int32_t>();
+    s.seed = j.at("seed").get<uint32_t>();
+    s.split = j.at("split").get<std::string>();
+    s.consumed_samples = j.at("consumed_samples").get<int64_t>();
+    s.segment_start_sample = j.at("segment_start_sample").get<int64_t>();
+    s.segment_sources = j.at("segment_sources").get<std::vector<std::string>>();
+    s.segment_weights = j.at("segment_weights").get<std::vector<double>>();
+    for (const nlohmann::json& x : j.at("sources")) {
+      s.sources.push_back({x.at("name").get<std::string>(), x.at("prefix").get<std::string>(),
+                           x.at("planned_samples").get<int64_t>(), x.at("consumed").get<int64_t>(),
+                           x.at("segment_start").get<int64_t>()});
+    }
+    if (j.contains("next_batch_hash")) {
+      const std::string hex = j.at("next_batch_hash").get<std::string>();
+      size_t used = 0;
+      s.next_batch_hash = std::stoull(hex, &used, 16);
+      if (used != hex.size() || hex.size() != 16) fail_file(where, "bad next_batch_hash " + hex);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(where, std::string("bad loader state: ") + e.what());
+  } catch (const std::logic_error&) {
+    fail_file(where, "bad loader state: next_batch_hash is not hexadecimal");
+  }
+  int64_t total = 0;
+  for (const LoaderSourceState& x : s.sources) {
+    if (x.consumed < 0 || x.segment_start < 0 || x.segment_start > x.consumed ||
+        x.planned_samples <= 0)
+      fail_file(where, "bad loader state: inconsistent counts of dataset \"" + x.name + "\"");
+    total += x.consumed;
+  }
+  if (total != s.consumed_samples || s.segment_start_sample > s.consumed_samples ||
+      s.segment_sources.size() != s.segment_weights.size())
+    fail_file(where, "bad loader state: the counts do not add up");
+  return s;
+}
+
+}  // namespace hibari

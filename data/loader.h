@@ -1,0 +1,133 @@
+// data/loader.h — the training stream: Megatron indexed datasets (data/indexed_dataset.h), each in
+// Megatron's sample order (data/gpt_indices.h), blended by weight (data/blend_indices.h) and cut
+// into global batches, of which each data-parallel rank reads its slice.
+//
+// Order.  Global sample g of a run is chosen by Megatron's blending rule from the samples each
+// source has given so far, and a source's k-th sample is sample k of its own GPTDataset order, so
+// a fresh run sees exactly the batches Megatron-LM would (same prefixes, weights, split, seed,
+// seq_length and train_samples).  Within a global batch of G = A x (B x dp) samples (A
+// micro-batches of B on each of dp ranks), micro-batch m of rank r is samples [(m x dp + r) x B, +
+// B), as Megatron's MegatronPretrainingSampler deals them out.  Nothing depends on the number of
+// threads.
+//
+// State.  What was read is counted per source (LoaderState): how many samples each source has
+// given.  Resuming from that state continues exactly where the run stopped.  Because the counts are
+// per source, a resumed run may add a source or change the weights: a new blend "segment" starts at
+// that step, every source continues from its own count (nothing already read is read again), and a
+// new source starts at its first sample.  A source that runs out of the samples its indices were
+// built for goes on into further epochs, built with seed + 1, seed + 2, ...
+//
+// Validation.  Each source's validation split (Megatron's `split`, e.g. "969,30,1") is read on its
+// own, so the validation loss is reported per source (per language).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/gpt_indices.h"
+#include "data/indexed_dataset.h"
+
+namespace hibari {
+
+struct LoaderSource {
+  std::string name;    // "ja": names the state entry and the metrics (valid_loss/ja)
+  std::string prefix;  // PREFIX.bin / PREFIX.idx
+  double weight = 1;   // blend weight (any positive scale); ignored for a single source
+};
+
+struct LoaderOptions {
+  std::vector<LoaderSource> sources;
+  std::string split = "969,30,1";  // Megatron's train,valid,test shares of each dataset's sequences
+  int32_t seq_length = 0;          // T: a sample holds T + 1 tokens (inputs and shifted targets)
+  uint32_t seed = 0;
+  int64_t global_batch_size = 0;  // G, sequences per optimizer step over all ranks
+  int64_t micro_batch_size = 0;   // B
+  int64_t train_samples = 0;  // steps x G: sizes the sample indices, as Megatron's train_samples
+  int64_t valid_samples = 0;  // validation samples wanted per source
+  int dp_rank = 0, dp_size = 1;
+  size_t vocab_size = 0;  // ids >= this are an error naming the dataset (0: no check)
+  std::string cache_dir;  // index cache; "" = <folder of each prefix>/cache
+};
+
+// Per source: where it is, what its train indices were built for, and how far it has been read.
+struct LoaderSourceState {
+  std::string name, prefix;
+  int64_t planned_samples = 0;  // num_samples of its GPT indices (fixed when the source joined)
+  int64_t consumed = 0;         // samples given so far
+  int64_t segment_start = 0;    // `consumed` when the current blend segment started
+};
+
+struct LoaderState {
+  int32_t seq_length = 0;
+  uint32_t seed = 0;
+  std::string split;
+  int64_t consumed_samples = 0;      // global samples given, all ranks together
+  int64_t segment_start_sample = 0;  // consumed_samples when the current blend segment started
+  std::vector<std::string> segment_sources;  // the blend of the segment: names ...
+  std::vector<double> segment_weights;       // ... and normalized weights
+  std::vector<LoaderSourceState> sources;    // every source ever read (also ones since removed)
+  std::optional<uint64_t> next_batch_hash;   // XXH64 of the tokens of the next global batch
+};
+
+nlohmann::json loader_state_to_json(const LoaderState& state);
+// `where` names the file in errors ("ckpt/step_000100/loader.json").
+LoaderState loader_state_from_json(const nlohmann::json& json, const std::string& where);
+
+// Sample `index` of source `source`'s training order.
+struct SampleRef {
+  int32_t source = 0;
+  int64_t index = 0;
+};
+
+struct LoaderDataset {
+  std::string name, prefix;
+  IndexedDataset data;
+  std::vector<int32_t> lengths{};          // tokens per sequence of the whole dataset
+  std::vector<int32_t> train_documents{};  // the sequences of the train split
+  std::vector<GptIndices> train_epochs{};  // block 0: Megatron's indices; then seed + b for block b
+  GptIndices valid{};                      // empty when the split gives validation nothing
+  size_t state = 0;                        // its entry in Loader::state.sources
+};
+
+struct Loader {
+  LoaderOptions options;
+  std::vector<LoaderDataset> datasets;  // the configured sources, in order
+  std::vector<double> weights;          // their blend weights, normalized as Megatron does
+  LoaderState state;
+  std::vector<SampleRef> batch;  // the global batch planned by loader_next_batch
+  std::vector<int64_t> taken;    // scratch: samples per dataset in the current segment
+  std::vector<int32_t> sample;   // scratch: T + 1 tokens
+};
+
+// Opens every dataset and builds (or reads from the cache) its indices.  With `resume`, continues
+// from that state: sources matched by name; a changed prefix, seq_length, seed or split is an
+// error; changed weights or sources start a new segment (said in `notes`); otherwise the next batch
+// must hash to resume->next_batch_hash, else an error naming `resume_origin`.
+Loader loader_open(const LoaderOptions& options, const LoaderState* resume = nullptr,
+                   const std::string& resume_origin = "",
+                   std::vector<std::string>* notes = nullptr);
+
+// Plans the next global batch into loader.batch and advances the state past it.
+void loader_next_batch(Loader& loader);
+// Micro-batch `micro` of this rank of the planned batch: inputs and targets, (B, T) each.
+void loader_read_micro_batch(Loader& loader, int64_t micro, int32_t* inputs, int32_t* targets);
+// XXH64 of the tokens of the next global batch (all ranks' samples), without advancing.
+uint64_t loader_next_batch_hash(Loader& loader);
+// The state to save with a checkpoint: counts plus the next batch's hash.
+LoaderState loader_checkpoint_state(Loader& loader);
+
+// Validation samples [first, first + B) of dataset d's validation split (wrapping around), as
+// inputs and targets (B, T).  Valid only when loader_valid_samples(loader, d) > 0.
+size_t loader_valid_samples(const Loader& loader, size_t d);
+void loader_read_valid(Loader& loader, size_t d, int64_t first, int32_t* inputs, int32_t* targets);
+
+// Megatron's split: "969,30,1" -> normalized shares, and the [begin, end) sequence bounds of the
+// train/valid/test splits of `count` sequences (_get_split_indices).
+std::vector<double> parse_split(const std::string& split);
+std::vector<int64_t> split_bounds(const std::vector<double>& shares, int64_t count);
+
+}  // namespace hibari
