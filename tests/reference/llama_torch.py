@@ -225,9 +225,9 @@ def mlp(p, prefix, x):
     return F.linear(F.silu(gate) * up, p[prefix + "mlp.down_proj.weight"])
 
 
-def forward_loss(cfg, p, inputs, targets):
-    """Mean cross-entropy of LlamaForCausalLM(inputs) against targets (ignore_index -100).
-    p maps Hugging Face names to tensors; inputs, targets are int64 (B, T)."""
+def forward_logits(cfg, p, inputs):
+    """Logits (B, T, V) of LlamaForCausalLM(inputs), in the parameters' dtype (at least float32).
+    p maps Hugging Face names to tensors; inputs are int64 (B, T)."""
     B, T = inputs.shape
     h = F.embedding(inputs, p["model.embed_tokens.weight"])
     cos, sin = rope_cos_sin(cfg, T, h.dtype)
@@ -243,7 +243,14 @@ def forward_loss(cfg, p, inputs, targets):
     head = p["model.embed_tokens.weight"] if cfg.tie_word_embeddings else p["lm_head.weight"]
     logits = F.linear(h, head)  # (B, T, V)
     # transformers takes the loss of float32 logits; float64 ones stay float64 here
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def forward_loss(cfg, p, inputs, targets):
+    """Mean cross-entropy of LlamaForCausalLM(inputs) against targets (ignore_index -100).
+    p maps Hugging Face names to tensors; inputs, targets are int64 (B, T)."""
+    B, T = inputs.shape
+    logits = forward_logits(cfg, p, inputs)
     return F.cross_entropy(
         logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=IGNORE_INDEX
     )
