@@ -274,6 +274,18 @@ std::string render_tokenizer_json(const json& base, const std::vector<NewToken>&
   vocab.reserve(model["vocab"].size() + added.size());
   for (const auto& [token, id] : model["vocab"].items())
     vocab.emplace_back(id.get<int64_t>(), token);
+  // HF `tokenizers` ignores the ids in "added_tokens" when it loads a file: a token the model
+  // vocab lacks gets the next id after the model's vocab.len().  With new model tokens that would
+  // shift Llama-3's and Qwen3's specials, so they go into the model vocab with their ids (where
+  // Llama-2's file already has its <unk>, <s>, </s>); added-token matching still comes first.
+  std::unordered_set<int64_t> taken;
+  for (const auto& v : vocab) taken.insert(v.first);
+  for (const json& t : base.value("added_tokens", json::array())) {
+    const std::string content = t.value("content", "");
+    const int64_t id = t.value("id", int64_t{-1});
+    if (id >= 0 && !model["vocab"].contains(content) && taken.insert(id).second)
+      vocab.emplace_back(id, content);
+  }
   std::sort(vocab.begin(), vocab.end());
   for (size_t k = 0; k < added.size(); ++k)
     vocab.emplace_back(first_id + static_cast<int64_t>(k), added[k].token);

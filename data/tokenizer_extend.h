@@ -15,7 +15,10 @@
 //
 // Ids: the new tokens take the ids right after the largest id in use, model vocabulary and added
 // tokens alike (Llama-2: 32000..., Llama-3: 128256... after its 256 specials), in the order they
-// were added.  Every existing token keeps its id; "added_tokens" is unchanged.
+// were added.  Every existing token keeps its id; "added_tokens" is unchanged.  Added tokens the
+// model vocabulary lacks (Llama-3's, Qwen3's specials) are also written into it with their ids, as
+// Llama-2's file has its <s>: HF `tokenizers` would otherwise renumber them from the model
+// vocabulary's size, which the new tokens change.
 //
 // The written tokenizer.json is loaded back with hibari::Tokenizer and every new token's text must
 // encode to that token (appended merges have the lowest priority, so this is checked, not assumed);

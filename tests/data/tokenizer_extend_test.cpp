@@ -185,17 +185,25 @@ TEST_P(TokenizerExtendBase, MatchesHuggingFace) {
   EXPECT_GT(new_ids, 100u);  // the new tokens are in use
 }
 
-// (b) Japanese round-trips through the new tokens.
+// (b) Japanese round-trips through the new tokens: exactly, except where the base's own
+// normalizer changes the text (Qwen3's NFC composes "か" + U+3099 into "が"), and there as the
+// base.
 TEST_P(TokenizerExtendBase, RoundTripsJapanese) {
   const Extended* e = extended(GetParam());
   if (!e) return;
-  for (const std::string& s : japanese_samples())
-    EXPECT_EQ(e->tok->decode(e->tok->encode(s, false), false), s);
+  size_t exact = 0;
+  const std::vector<std::string> ja = japanese_samples();
+  for (const std::string& s : ja) {
+    const std::string base_trip = e->base->decode(e->base->encode(s, false), false);
+    EXPECT_EQ(e->tok->decode(e->tok->encode(s, false), false), base_trip);
+    exact += base_trip == s;
+  }
+  EXPECT_GE(exact + 1, ja.size());
 }
 
 // (c) The point of extending: Japanese needs fewer tokens.  Measured on this corpus (the one it
-// was extended with): Llama-2 32k 1.08 -> 1.79 chars/token, Llama-3 1.35 -> 2.03, Qwen3 1.42 ->
-// 2.03; the test asks for a 30% gain.
+// was extended with, 300 tokens): Llama-2 32k 0.81 -> 1.27 chars/token (missing kanji cost 3 byte
+// tokens), Llama-3 1.35 -> 1.91, Qwen3 1.43 -> 2.02; the test asks for a 30% gain.
 TEST_P(TokenizerExtendBase, JapaneseTakesFewerTokens) {
   const Extended* e = extended(GetParam());
   if (!e) return;
