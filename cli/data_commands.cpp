@@ -13,8 +13,8 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "data/jsonl_reader.h"
+#include "data/text_tokenizer.h"
 #include "data/tokenize_job.h"
-#include "data/tokenizer.h"
 
 namespace hibari::cli {
 
@@ -31,13 +31,11 @@ struct DataTokenizeArgs {
 };
 
 void run_data_tokenize(DataTokenizeArgs& args) {
-  if (args.special_tokens_in_text != "match") {
-    fail("--special-tokens-in-text " + args.special_tokens_in_text +
-         " is not supported: the tokenizer always matches special-token strings in text "
-         "(use match)");
-  }
   args.job.bad_lines = args.bad_lines == "skip" ? BadLinePolicy::skip : BadLinePolicy::fail;
-  Tokenizer tokenizer(args.tokenizer);
+  args.job.special_tokens_in_text = args.special_tokens_in_text == "ignore"
+                                        ? SpecialTokensInText::ignore
+                                        : SpecialTokensInText::match;
+  TextTokenizer tokenizer = load_text_tokenizer(args.tokenizer);
   bool bos_given = args.add_bos_flag->count() > 0;
   args.job.add_bos = bos_given ? args.add_bos : tokenizer.adds_bos();
   if (!bos_given && !tokenizer.adds_bos()) {
@@ -83,7 +81,10 @@ void add_data_commands(CLI::App& app) {
                    "a JSON Lines file (.jsonl, .jsonl.gz or .jsonl.zst); repeat for more, read in "
                    "order")
       ->required();
-  tokenize->add_option("--tokenizer", tok.tokenizer, "a HF tokenizer.json (or its directory)")
+  tokenize
+      ->add_option("--tokenizer", tok.tokenizer,
+                   "a HF tokenizer.json, a SentencePiece .model, or a directory holding "
+                   "tokenizer.json or tokenizer.model")
       ->required();
   tokenize
       ->add_option("--output-prefix", tok.job.output_prefix,
@@ -110,9 +111,11 @@ void add_data_commands(CLI::App& app) {
                      "put the tokenizer's EOS last in each document (default: on)");
   tokenize
       ->add_option("--special-tokens-in-text", tok.special_tokens_in_text,
-                   "special-token strings inside the text become special tokens (match, as HF "
-                   "does); 'ignore' is not supported by hibari's tokenizer yet")
-      ->capture_default_str();
+                   "a special-token string inside the text (e.g. <|endoftext|>): match makes it "
+                   "that special token, as HF does by default; ignore tokenizes it as ordinary "
+                   "text (HF's split_special_tokens), so documents cannot inject a real EOD")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"match", "ignore"}));
 
   tokenize->callback([args] { run_data_tokenize(*args); });
 }

@@ -174,7 +174,10 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
       {"normalization_rule_name", o.normalization_rule_name},
       {"num_threads", std::to_string(threads)},
       {"minloglevel", o.verbose ? "0" : "1"},
+      {"remove_extra_whitespaces", o.remove_extra_whitespaces ? "true" : "false"},
+      {"allow_whitespace_only_pieces", o.allow_whitespace_only_pieces ? "true" : "false"},
   };
+  if (o.max_sentence_length > 0) kw["max_sentence_length"] = std::to_string(o.max_sentence_length);
   if (!o.input_files.empty()) kw["input"] = join(o.input_files, "input file");
   if (!o.user_defined_symbols.empty()) {
     kw["user_defined_symbols"] = join(o.user_defined_symbols, "user-defined symbol");

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "data/jsonl_reader.h"
+
 namespace sentencepiece {
 class SentencePieceProcessor;
 }
@@ -75,6 +77,13 @@ struct SentencePieceTrainOptions {
   std::vector<std::string> user_defined_symbols;
   // "identity" leaves text as it is; "nmt_nfkc" (SentencePiece's default) applies NFKC.
   std::string normalization_rule_name = "identity";
+  // Collapse runs of spaces and strip them at both ends before encoding (SentencePiece's default).
+  // Llama's models keep them (false), which a HF tokenizer.json can reproduce.
+  bool remove_extra_whitespaces = true;
+  // Allow pieces made only of spaces ("▁▁▁▁"), as Llama's models do, for indented code.
+  bool allow_whitespace_only_pieces = false;
+  // Longer sentences (bytes) are left out of training; 0: SentencePiece's default, 4192.
+  int max_sentence_length = 0;
   // At most this many sentences, sampled, are used; 0: all of them.
   int64_t input_sentence_size = 0;
   // Training threads; 0: one a hardware thread.
@@ -86,5 +95,52 @@ struct SentencePieceTrainOptions {
 // Trains a model; trainer errors (a missing input file, a vocabulary too small for the characters
 // to cover, ...) are hibari::Error with the library's message.
 void train_sentencepiece(const SentencePieceTrainOptions& o);
+
+// A SentencePiece BPE model as a Hugging Face tokenizer.json (the returned JSON text), converted as
+// transformers' LlamaConverter converts one (legacy mode, as Llama-2's file): a BPE model with
+// byte_fallback, the vocabulary in id order and merges derived from it; the Prepend("▁") +
+// Replace(" ", "▁") normalizer and no pre-tokenizer; the Replace/ByteFallback/Fuse/Strip decoder;
+// a TemplateProcessing that puts BOS first; control and unknown pieces as special added tokens,
+// user-defined symbols as added tokens that are not special.  The two then give the same ids for
+// any text without control-token strings (HF matches "</s>" in text unless told to ignore special
+// tokens) and without user-defined symbols (HF, as transformers' LlamaTokenizer, prepends "▁" to
+// the text after each; SentencePiece does not).  A model whose normalization the file cannot
+// express (a precompiled normalizer such as nmt_nfkc, remove_extra_whitespaces, no dummy prefix)
+// or that is not BPE is a hibari::Error naming the file.
+std::string sentencepiece_bpe_to_tokenizer_json(const std::string& model_path);
+
+// `hibari tokenizer train`: documents from JSON Lines files, split into lines (the sentences),
+// train a SentencePiece model as Llama's are trained (identity normalization, spaces kept,
+// digits split, byte fallback), and write a directory transformers loads: tokenizer.model,
+// tokenizer_config.json (LlamaTokenizer, BOS added), special_tokens_map.json, and for BPE
+// tokenizer.json.
+struct TokenizerTrainOptions {
+  std::vector<std::string> inputs;  // JSON Lines files (.jsonl, .jsonl.gz, .jsonl.zst), in order
+  std::string json_key = "text";
+  BadLinePolicy bad_lines = BadLinePolicy::fail;
+  // Written whole or not at all (a temporary directory beside it, renamed).  An existing directory
+  // is replaced only when it holds nothing but the files written here.
+  std::string output_dir;
+  std::string model_type = "bpe";  // "bpe" | "unigram"
+  int vocab_size = 32000;
+  double character_coverage = 0.9995;
+  bool byte_fallback = true;
+  std::vector<std::string> user_defined_symbols;
+  int64_t max_sentences = 0;  // sampled when there are more; 0: all
+  int threads = 0;            // 0: one a hardware thread
+  // tokenizer_config.json's model_max_length: the longest sequence models using it expect.
+  int64_t model_max_length = 4096;
+};
+
+struct TokenizerTrainSummary {
+  size_t documents = 0;
+  size_t sentences = 0;  // non-blank lines of the documents, given to the trainer
+  BadLineCounts skipped;
+  size_t blank_lines = 0;
+  size_t vocab_size = 0;
+  double seconds = 0;
+};
+
+TokenizerTrainSummary train_tokenizer(const TokenizerTrainOptions& o);
 
 }  // namespace hibari

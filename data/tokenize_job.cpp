@@ -14,7 +14,7 @@
 
 #include "core/error.h"
 #include "data/indexed_dataset.h"
-#include "data/tokenizer.h"
+#include "data/text_tokenizer.h"
 
 namespace hibari {
 
@@ -34,9 +34,9 @@ struct TokenizedBatch {
 // writer can take them in order whatever order the workers finish in.
 class WorkerPool {
  public:
-  WorkerPool(const Tokenizer& tokenizer, size_t workers, std::optional<int32_t> bos,
-             std::optional<int32_t> eod)
-      : tokenizer_(tokenizer), bos_(bos), eod_(eod) {
+  WorkerPool(const TextTokenizer& tokenizer, SpecialTokensInText in_text, size_t workers,
+             std::optional<int32_t> bos, std::optional<int32_t> eod)
+      : tokenizer_(tokenizer), in_text_(in_text), bos_(bos), eod_(eod) {
     for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
   }
 
@@ -99,7 +99,7 @@ class WorkerPool {
     for (const std::string& text : batch.texts) {
       size_t before = out.tokens.size();
       if (bos_) out.tokens.push_back(*bos_);
-      std::vector<int32_t> ids = tokenizer_.encode(text, /*add_special_tokens=*/false);
+      std::vector<int32_t> ids = tokenizer_.encode(text, /*add_special_tokens=*/false, in_text_);
       out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
       if (eod_) out.tokens.push_back(*eod_);
       out.lengths.push_back(out.tokens.size() - before);
@@ -107,7 +107,8 @@ class WorkerPool {
     return out;
   }
 
-  const Tokenizer& tokenizer_;
+  const TextTokenizer& tokenizer_;
+  SpecialTokensInText in_text_;
   std::optional<int32_t> bos_, eod_;
   std::mutex mutex_;
   std::condition_variable todo_ready_, done_ready_;
@@ -121,7 +122,7 @@ class WorkerPool {
 }  // namespace
 
 TokenizeSummary tokenize_to_indexed_dataset(
-    const Tokenizer& tokenizer, const TokenizeOptions& options,
+    const TextTokenizer& tokenizer, const TokenizeOptions& options,
     const std::function<void(const TokenizeProgress&)>& progress) {
   auto start = std::chrono::steady_clock::now();
   check(!options.inputs.empty(), "tokenize: no input files");
@@ -152,7 +153,7 @@ TokenizeSummary tokenize_to_indexed_dataset(
   size_t submitted = 0, written = 0;
   {
     // Declared after the writer and destroyed first: workers stop before the writer goes away.
-    WorkerPool pool(tokenizer, options.workers, bos, eod);
+    WorkerPool pool(tokenizer, options.special_tokens_in_text, options.workers, bos, eod);
     auto write_next = [&] {
       TokenizedBatch result = pool.take(written++);
       size_t at = 0;

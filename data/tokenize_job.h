@@ -16,10 +16,11 @@
 #include <vector>
 
 #include "data/jsonl_reader.h"
+#include "data/tokenizer.h"
 
 namespace hibari {
 
-struct Tokenizer;
+struct TextTokenizer;  // data/text_tokenizer.h
 
 struct TokenizeOptions {
   std::vector<std::string> inputs;  // JSON Lines files (.jsonl, .jsonl.gz, .jsonl.zst), in order
@@ -27,9 +28,12 @@ struct TokenizeOptions {
   size_t workers = 1;               // tokenizing threads
   std::string json_key = "text";
   BadLinePolicy bad_lines = BadLinePolicy::fail;
-  bool add_bos = false;          // put the tokenizer's BOS first in each document
-  bool append_eod = true;        // put the tokenizer's EOS last in each document (Megatron's EOD)
-  size_t batch_documents = 512;  // documents per batch, at most
+  bool add_bos = false;    // put the tokenizer's BOS first in each document
+  bool append_eod = true;  // put the tokenizer's EOS last in each document (Megatron's EOD)
+  // What a special-token string inside a document becomes (data/tokenizer.h); ignore keeps web
+  // text from injecting a real EOD.
+  SpecialTokensInText special_tokens_in_text = SpecialTokensInText::match;
+  size_t batch_documents = 512;          // documents per batch, at most
   size_t batch_bytes = size_t{1} << 20;  // text bytes per batch, at most (after the first document)
 };
 
@@ -50,7 +54,7 @@ struct TokenizeSummary {
 // called on the calling thread after each batch is written.  Errors (unreadable input, a bad line
 // under BadLinePolicy::fail, a missing BOS/EOS token) are hibari::Error, and leave no output files.
 TokenizeSummary tokenize_to_indexed_dataset(
-    const Tokenizer& tokenizer, const TokenizeOptions& options,
+    const TextTokenizer& tokenizer, const TokenizeOptions& options,
     const std::function<void(const TokenizeProgress&)>& progress = {});
 
 }  // namespace hibari

@@ -27,9 +27,10 @@ bool word_char(char32_t cp) {
 }
 
 // HF AddedVocabulary::find_matches: leftmost-longest matches, honouring single_word, lstrip and
-// rstrip; text between matches becomes text segments.
+// rstrip; text between matches becomes text segments.  With skip_special a special token's match
+// is passed over and stays text, as HF's encode_special_tokens does (the match is still consumed).
 void split_added(std::vector<Segment>& out, const AddedMatcher& m,
-                 const std::vector<AddedToken>& added, std::string_view text) {
+                 const std::vector<AddedToken>& added, std::string_view text, bool skip_special) {
   uint32_t start_offset = 0;
   for (size_t i = 0; i < text.size();) {
     if (!m.first_byte[static_cast<unsigned char>(text[i])]) {
@@ -52,6 +53,10 @@ void split_added(std::vector<Segment>& out, const AddedMatcher& m,
       continue;
     }
     const AddedToken& t = added[static_cast<size_t>(hit)];
+    if (skip_special && t.special) {
+      i += len;
+      continue;
+    }
     size_t start = i, stop = i + len;
     if (t.single_word) {
       bool start_ok = true, stop_ok = true;
@@ -98,7 +103,7 @@ void split_added(std::vector<Segment>& out, const AddedMatcher& m,
 
 // Encodes text that holds no raw added token: normalize, cut normalized added tokens, split, BPE.
 void encode_piece(std::vector<int32_t>& ids, const TokenizerSpec& spec, std::string_view raw,
-                  bool first) {
+                  bool first, bool skip_special) {
   thread_local std::string normalized, words;
   thread_local std::vector<Span> spans;
   thread_local std::vector<Segment> segments;
@@ -113,7 +118,7 @@ void encode_piece(std::vector<int32_t>& ids, const TokenizerSpec& spec, std::str
   if (spec.normalized_matcher.empty()) {
     if (!text.empty()) segments.push_back({{0, static_cast<uint32_t>(text.size())}, -1});
   } else {
-    split_added(segments, spec.normalized_matcher, spec.added, text);
+    split_added(segments, spec.normalized_matcher, spec.added, text, skip_special);
   }
   for (const Segment& seg : segments) {
     if (seg.added >= 0) {
@@ -133,18 +138,20 @@ void encode_piece(std::vector<int32_t>& ids, const TokenizerSpec& spec, std::str
 
 Tokenizer::Tokenizer(const std::string& path) : spec(load_tokenizer_spec(path)) {}
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
+                                       SpecialTokensInText in_text) const {
   if (!utf8_valid(text)) fail_file(spec->path, "cannot encode text that is not valid UTF-8");
   std::vector<int32_t> content;
   content.reserve(text.size() / 3 + 4);
   std::vector<Segment> segments;
-  split_added(segments, spec->raw_matcher, spec->added, text);
+  const bool skip_special = in_text == SpecialTokensInText::ignore;
+  split_added(segments, spec->raw_matcher, spec->added, text, skip_special);
   for (const Segment& seg : segments) {
     if (seg.added >= 0) {
       content.push_back(spec->added[static_cast<size_t>(seg.added)].id);
     } else {
       encode_piece(content, *spec, text.substr(seg.span.begin, seg.span.end - seg.span.begin),
-                   seg.span.begin == 0);
+                   seg.span.begin == 0, skip_special);
     }
   }
   if (!add_special_tokens || !spec->has_template) return content;

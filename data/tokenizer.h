@@ -21,6 +21,14 @@ namespace hibari {
 
 struct TokenizerSpec;  // data/tokenizer_spec.h
 
+// What encode does with the text of a special token (an added token with special=true, such as
+// "<|endoftext|>") found inside the text.  match: it becomes that token, as HF does by default.
+// ignore: it is tokenized as ordinary text, as HF with split_special_tokens=True (the string is
+// still found and then passed over, so an added token inside it is not matched either), so that
+// web text cannot inject a real end of document.  Added tokens that are not special are matched
+// in both modes.
+enum class SpecialTokensInText { match, ignore };
+
 struct Tokenizer {
   // `path` is a tokenizer.json file or a directory holding one.  A tokenizer_config.json next to
   // it, when present, names the BOS and EOS tokens.
@@ -28,7 +36,8 @@ struct Tokenizer {
 
   // add_special_tokens applies the post-processor's template (e.g. a leading BOS), as HF's
   // encode(text, add_special_tokens=...).  Text must be valid UTF-8 (else hibari::Error).
-  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens,
+                              SpecialTokensInText in_text = SpecialTokensInText::match) const;
   // Unknown ids are dropped, as HF does; invalid UTF-8 from byte tokens becomes U+FFFD.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const;
 
