@@ -124,7 +124,8 @@ SafeTensorInfo parse_entry(const std::string& path, const std::string& name, con
   }
   if (end > data_size) {
     fail_file(path, what + ": data_offsets end " + std::to_string(end) +
-                        " is beyond the data section (" + std::to_string(data_size) + " bytes)");
+                        " is beyond the data section (" + std::to_string(data_size) +
+                        " bytes); truncated?");
   }
   info.begin = size_t(begin);
   info.end = size_t(end);

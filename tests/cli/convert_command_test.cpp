@@ -1,0 +1,193 @@
+// `hibari convert --from HF_DIR --to hf --output OUT`, run as a user runs it: F32 in, F32 out is
+// bit-identical tensor by tensor (sharded or not); BF16 -> F32 -> BF16 is too; --resize-vocab grows
+// the vocabulary and keeps the old rows; bad input is one line on stderr naming the file, exit
+// code 1, and nothing at OUT.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "checkpoint/safetensors.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "tests/scratch_dir.h"
+#include "train/hf_weights.h"
+
+namespace hibari {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kConfig = R"({
+  "model_type": "llama", "vocab_size": 40, "hidden_size": 24, "intermediate_size": 32,
+  "num_hidden_layers": 2, "num_attention_heads": 3, "num_key_value_heads": 1, "head_dim": 8,
+  "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "tie_word_embeddings": false
+})";
+
+struct Result {
+  int exit_code;
+  std::string out, err;
+};
+
+Result run_hibari(const fs::path& dir, const std::string& args) {
+  const std::string command = std::string(HIBARI_EXE) + " " + args + " >" +
+                              (dir / "stdout.txt").string() + " 2>" + (dir / "stderr.txt").string();
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_file(dir / "stdout.txt"),
+          test::read_file(dir / "stderr.txt")};
+}
+
+// A random model written by hibari's exporter (the importer is what is under test).
+void write_model(const std::string& dir, StDtype dtype, size_t max_shard_bytes) {
+  const ModelConfig config = model_config_from_json(nlohmann::json::parse(kConfig), "test");
+  const ParameterLayout layout = llama_parameter_layout(config);
+  std::vector<float> params(layout.total);
+  llama_init_parameters(params.data(), layout, 0.7, 9);
+  save_hf_weights(layout, params.data(), config, dir, {dtype, max_shard_bytes});
+}
+
+// Both directories hold the same tensors with the same dtype, shape and bytes.
+void expect_same_tensors(const std::string& a_dir, const std::string& b_dir) {
+  const SafeTensorsModel a = safetensors_open_model(a_dir), b = safetensors_open_model(b_dir);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [name, where] : a.tensors) {
+    auto it = b.tensors.find(name);
+    ASSERT_NE(it, b.tensors.end()) << name;
+    const SafeTensorInfo &ta = *where.second, &tb = *it->second.second;
+    EXPECT_EQ(ta.dtype, tb.dtype) << name;
+    EXPECT_EQ(ta.shape, tb.shape) << name;
+    const auto ba = where.first->bytes(ta), bb = it->second.first->bytes(tb);
+    ASSERT_EQ(ba.size(), bb.size()) << name;
+    EXPECT_EQ(std::memcmp(ba.data(), bb.data(), ba.size()), 0) << name;
+  }
+}
+
+TEST(ConvertCommand, F32RoundTripIsBitIdentical) {
+  test::ScratchDir dir("convert_command");
+  for (const char* shard : {"5GB", "3000"}) {
+    const std::string in = dir.file(std::string("in_") + shard),
+                      out = dir.file(std::string("out_") + shard);
+    write_model(in, StDtype::F32, std::stoull(shard == std::string("5GB") ? "5000000000" : shard));
+    const Result r = run_hibari(dir.path, "convert --from " + in + " --to hf --output " + out +
+                                              " --max-shard-size " + shard);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    expect_same_tensors(in, out);
+    EXPECT_EQ(fs::exists(fs::path(out) / "model.safetensors.index.json"),
+              shard == std::string("3000"));
+    EXPECT_EQ(test::read_file(fs::path(in) / "config.json"),
+              test::read_file(fs::path(out) / "config.json"));
+  }
+}
+
+TEST(ConvertCommand, Bf16ThroughF32BackToBf16IsBitIdentical) {
+  test::ScratchDir dir("convert_command");
+  const std::string in = dir.file("bf16"), mid = dir.file("f32"), out = dir.file("bf16_again");
+  write_model(in, StDtype::BF16, 4000);
+  Result r = run_hibari(dir.path, "convert --from " + in + " --output " + mid + " --dtype f32");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(safetensors_open_model(mid).files[0].tensors[0].dtype, StDtype::F32);
+  r = run_hibari(dir.path, "convert --from " + mid + " --output " + out +
+                               " --dtype bf16 --max-shard-size 4000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_same_tensors(in, out);
+}
+
+TEST(ConvertCommand, ResizeVocab) {
+  test::ScratchDir dir("convert_command");
+  const std::string in = dir.file("in"), out = dir.file("out");
+  write_model(in, StDtype::F32, 5000000000);
+  const Result r = run_hibari(
+      dir.path, "convert --from " + in + " --output " + out + " --resize-vocab 48 --resize-seed 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json cfg = nlohmann::json::parse(test::read_file(fs::path(out) / "config.json"));
+  EXPECT_EQ(cfg["vocab_size"], 48);
+  const SafeTensorsFile a = safetensors_read(in + "/model.safetensors");
+  const SafeTensorsFile b = safetensors_read(out + "/model.safetensors");
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    const std::vector<float> old_rows = a.read_f32(name, {40, 24});
+    const std::vector<float> new_rows = b.read_f32(name, {48, 24});
+    EXPECT_EQ(std::memcmp(old_rows.data(), new_rows.data(), old_rows.size() * 4), 0) << name;
+  }
+  // Everything else is untouched.
+  for (const SafeTensorInfo& t : a.tensors) {
+    if (t.shape[0] == 40) continue;
+    EXPECT_EQ(a.read_f32(t.name), b.read_f32(t.name)) << t.name;
+  }
+}
+
+class ConvertBadInput : public testing::Test {
+ protected:
+  void SetUp() override { write_model(in_, StDtype::F32, 3000); }
+
+  // Fails with exit code 1 and one stderr line naming `file` and holding `phrase`; OUT and any
+  // temporary sibling are absent.
+  void expect_failure(const std::string& file, const std::string& phrase) {
+    const Result r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("hibari: error: " + file + ": ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_FALSE(fs::exists(out_));
+    for (const auto& e : fs::directory_iterator(dir_.path)) {
+      EXPECT_EQ(e.path().filename().string().find("out.tmp"), std::string::npos) << e.path();
+    }
+  }
+  std::string shard(int i) const {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(in_)) {
+      n += e.path().filename().string().rfind("model-", 0) == 0;
+    }
+    char name[64];
+    std::snprintf(name, sizeof name, "/model-%05d-of-%05d.safetensors", i, n);
+    return in_ + name;
+  }
+
+  test::ScratchDir dir_{"convert_command"};
+  std::string in_ = dir_.file("in"), out_ = dir_.file("out");
+};
+
+TEST_F(ConvertBadInput, MissingConfig) {
+  fs::remove(in_ + "/config.json");
+  expect_failure(in_ + "/config.json", "missing");
+}
+
+TEST_F(ConvertBadInput, TruncatedShard) {
+  const std::string path = shard(2);
+  const std::string bytes = test::read_file(path);
+  test::write_file(path, bytes.substr(0, bytes.size() - 100));
+  expect_failure(path, "truncated");
+}
+
+TEST_F(ConvertBadInput, ShardMissingFromIndex) {
+  const std::string path = shard(3);
+  fs::remove(path);
+  expect_failure(path, "missing shard");
+}
+
+TEST_F(ConvertBadInput, ConfigOfAnotherShape) {
+  nlohmann::json cfg = nlohmann::json::parse(test::read_file(fs::path(in_) / "config.json"));
+  cfg["intermediate_size"] = 48;
+  test::write_file(fs::path(in_) / "config.json", cfg.dump());
+  const SafeTensorsModel model = safetensors_open_model(in_);
+  expect_failure(model.file_of("model.layers.0.mlp.gate_proj.weight")->path,
+                 "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [32, 24], expected "
+                 "[48, 24]");
+}
+
+TEST_F(ConvertBadInput, ExistingOutputIsNotTouched) {
+  fs::create_directories(out_);
+  test::write_file(fs::path(out_) / "keep.txt", "mine");
+  const Result r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("hibari: error: " + out_ + ": already exists", 0), 0u) << r.err;
+  EXPECT_EQ(test::read_file(fs::path(out_) / "keep.txt"), "mine");
+}
+
+}  // namespace
+}  // namespace hibari
