@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -458,7 +459,19 @@ TokenizerExtendReport extend_tokenizer(const TokenizerExtendOptions& o) {
     sp.model_type = "bpe";
     sp.byte_fallback = false;  // byte pieces are never candidates; leave their room to pieces
     sp.num_threads = o.num_threads;
-    train_sentencepiece(sp);
+    try {
+      train_sentencepiece(sp);
+    } catch (const Error& e) {
+      // A small corpus runs out of pairs to merge first; the trainer says how far it got.
+      const std::string message = e.what();
+      const std::string_view hint = "Please set it to a value <= ";
+      const size_t at = message.find(hint);
+      if (at == std::string::npos) throw;
+      const int most = std::atoi(message.c_str() + at + hint.size());
+      if (most <= 0 || most >= sp.vocab_size) throw;
+      sp.vocab_size = most;
+      train_sentencepiece(sp);
+    }
     sp.sentences = {};
     std::vector<Candidate> candidates =
         read_candidates(sp.model_prefix + ".model", *base_tok.spec, alphabet);
