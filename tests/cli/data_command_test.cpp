@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -177,9 +178,37 @@ TEST_F(DataCommand, BadInputIsOneLineAndLeavesNoOutput) {
     EXPECT_FALSE(fs::exists(dir / name)) << name;
   }
 
-  Result ignore = run_hibari(
-      dir, tokenize_args(dir / "bad.jsonl", dir / "out", "--special-tokens-in-text ignore"));
-  expect_one_line_error(ignore, "not supported");
+  Result mode = run_hibari(
+      dir, tokenize_args(dir / "bad.jsonl", dir / "out", "--special-tokens-in-text maybe"));
+  EXPECT_NE(mode.exit_code, 0);
+  EXPECT_NE(mode.err.find("--special-tokens-in-text"), std::string::npos) << mode.err;
+  fs::remove_all(dir);
+}
+
+// --special-tokens-in-text ignore: "<|end_of_text|>" inside a document is ordinary text, so the
+// EOD id appears only where the job puts it, last in each document.
+TEST_F(DataCommand, IgnoreSpecialTokensInText) {
+  fs::path dir = fresh_dir("ignore");
+  std::vector<std::string> all = sample_texts();
+  std::vector<std::string> texts(all.begin(), all.begin() + 12);
+  write_jsonl(dir / "in.jsonl", texts);
+  Result r = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out",
+                                           "--no-add-bos --special-tokens-in-text ignore"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  hibari::Tokenizer tok(llama3_json.string());
+  const int32_t eod = *tok.eos_id();
+  hibari::IndexedDataset ds = hibari::IndexedDataset::open((dir / "out").string());
+  ASSERT_EQ(ds.document_count(), texts.size());
+  size_t with_string = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int32_t> want = tok.encode(texts[i], false, hibari::SpecialTokensInText::ignore);
+    want.push_back(eod);
+    std::vector<int32_t> got = ds.sequence(i);
+    EXPECT_EQ(got, want) << texts[i];
+    EXPECT_EQ(std::count(got.begin(), got.end(), eod), 1) << texts[i];
+    with_string += texts[i].find("<|end_of_text|>") != std::string::npos;
+  }
+  EXPECT_GT(with_string, 0u);
   fs::remove_all(dir);
 }
 

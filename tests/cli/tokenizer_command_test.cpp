@@ -1,0 +1,222 @@
+// `hibari tokenizer train`, and `hibari tokenizer encode|decode` / `hibari data tokenize` with the
+// SentencePiece tokenizers it writes, run as a user runs them: the directory's files, the ids
+// against SentencePieceTokenizer, the dataset's documents, one-line errors and no partial output.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/indexed_dataset.h"
+#include "data/sentencepiece_tokenizer.h"
+#include "tests/scratch_dir.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hibari::test::ScratchDir;
+
+struct Result {
+  int exit_code;
+  std::string out, err;
+};
+
+// Runs `hibari ARGS` in dir, stdin from `stdin_file` when given.
+Result run_hibari(const ScratchDir& dir, const std::string& args,
+                  const std::string& stdin_file = {}) {
+  std::string command = std::string(HIBARI_EXE) + " " + args;
+  if (!stdin_file.empty()) command += " <" + stdin_file;
+  command += " >" + dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt");
+  int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+          hibari::test::read_file(dir.file("stdout.txt")),
+          hibari::test::read_file(dir.file("stderr.txt"))};
+}
+
+void expect_one_line_error(const Result& r, const std::string& piece) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
+  EXPECT_EQ(r.err.rfind("hibari: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(piece), std::string::npos) << "expected \"" << piece << "\" in " << r.err;
+}
+
+// The demo samples as JSON Lines: documents of a few paragraphs, Japanese and English.
+void write_corpus(const ScratchDir& dir) {
+  for (const char* lang : {"ja", "en"}) {
+    std::ifstream in(fs::path(HIBARI_SOURCE_DIR) / "examples/demo" /
+                     (std::string("sample_") + lang + ".txt"));
+    std::ofstream out(dir.file(std::string(lang) + ".jsonl"), std::ios::binary);
+    std::string doc;
+    for (std::string line; std::getline(in, line);) {
+      doc += line + "\n";
+      if (doc.size() > 1500) {
+        out << nlohmann::json{{"text", doc}}.dump() << "\n";
+        doc.clear();
+      }
+    }
+    if (!doc.empty()) out << nlohmann::json{{"text", doc}}.dump() << "\n";
+  }
+}
+
+std::string train_args(const ScratchDir& dir, const std::string& type, const std::string& out) {
+  return "tokenizer train --input " + dir.file("ja.jsonl") + " --input " + dir.file("en.jsonl") +
+         " --model-type " + type + " --vocab-size 2000 --threads 2 --output " + dir.file(out);
+}
+
+const std::vector<std::string> texts = {
+    "吾輩は猫である。名前はまだ無い。",
+    "The kernel presents these technologies from the point of view of 2024 systems.",
+    "日本語と English が混ざった文章 with numbers 12345 and 絵文字 😀",
+    "  leading spaces, a <s> and a </s> in the text",
+};
+
+void write_texts(const std::string& path) {
+  std::ofstream out(path, std::ios::binary);
+  for (const std::string& t : texts) out << nlohmann::json{{"text", t}}.dump() << "\n";
+}
+
+std::vector<std::vector<int32_t>> ids_of(const std::string& out) {
+  std::vector<std::vector<int32_t>> ids;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    ids.push_back(nlohmann::json::parse(line).at("ids").get<std::vector<int32_t>>());
+  }
+  return ids;
+}
+
+TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
+  ScratchDir dir("tokenizer_command");
+  write_corpus(dir);
+  Result r =
+      run_hibari(dir, train_args(dir, "bpe", "tok") + " --user-defined-symbols '<|a|>,<|b|>'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("trained a bpe tokenizer of 2000 pieces from "), std::string::npos) << r.err;
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir.path / "tok"))
+    files.push_back(e.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"special_tokens_map.json", "tokenizer.json",
+                                             "tokenizer.model", "tokenizer_config.json"}));
+  for (const auto& e : fs::directory_iterator(dir.path)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+  auto config =
+      nlohmann::json::parse(hibari::test::read_file(dir.path / "tok/tokenizer_config.json"));
+  EXPECT_EQ(config["tokenizer_class"], "LlamaTokenizer");
+  EXPECT_EQ(config["add_bos_token"], true);
+  EXPECT_EQ(config["added_tokens_decoder"]["3"]["content"], "<|a|>");
+  EXPECT_EQ(config["added_tokens_decoder"]["3"]["special"], false);
+  auto json = nlohmann::json::parse(hibari::test::read_file(dir.path / "tok/tokenizer.json"));
+  EXPECT_EQ(json["model"]["type"], "BPE");
+  EXPECT_EQ(json["model"]["byte_fallback"], true);
+  EXPECT_EQ(json["model"]["vocab"].size(), 2000u);
+
+  // Encoding through the directory (its tokenizer.json) gives the .model's ids.
+  hibari::SentencePieceTokenizer sp(dir.file("tok/tokenizer.model"));
+  write_texts(dir.file("texts.jsonl"));
+  Result enc = run_hibari(
+      dir, "tokenizer encode --special-tokens-in-text ignore --tokenizer " + dir.file("tok"),
+      dir.file("texts.jsonl"));
+  ASSERT_EQ(enc.exit_code, 0) << enc.err;
+  std::vector<std::vector<int32_t>> ids = ids_of(enc.out);
+  ASSERT_EQ(ids.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(ids[i], sp.encode(texts[i], false)) << i;
+
+  // Training again replaces the directory.
+  Result again = run_hibari(dir, train_args(dir, "bpe", "tok"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  config = nlohmann::json::parse(hibari::test::read_file(dir.path / "tok/tokenizer_config.json"));
+  EXPECT_FALSE(config["added_tokens_decoder"].contains("3"));
+}
+
+TEST(TokenizerCommand, SentencePieceModelWorksForEncodeDecodeAndDataTokenize) {
+  ScratchDir dir("tokenizer_command");
+  write_corpus(dir);
+  Result r = run_hibari(dir, train_args(dir, "unigram", "uni"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path / "uni/tokenizer.json"));  // unigram: the .model only
+  hibari::SentencePieceTokenizer sp(dir.file("uni/tokenizer.model"));
+  write_texts(dir.file("texts.jsonl"));
+
+  for (const std::string& tok : {dir.file("uni"), dir.file("uni/tokenizer.model")}) {
+    Result enc = run_hibari(dir, "tokenizer encode --add-special-tokens --tokenizer " + tok,
+                            dir.file("texts.jsonl"));
+    ASSERT_EQ(enc.exit_code, 0) << enc.err;
+    std::vector<std::vector<int32_t>> ids = ids_of(enc.out);
+    ASSERT_EQ(ids.size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(ids[i], sp.encode(texts[i], true)) << i;
+    hibari::test::write_file(dir.file("ids.jsonl"), enc.out);
+    Result dec = run_hibari(dir, "tokenizer decode --skip-special-tokens --tokenizer " + tok,
+                            dir.file("ids.jsonl"));
+    ASSERT_EQ(dec.exit_code, 0) << dec.err;
+    std::istringstream lines(dec.out);
+    size_t n = 0;
+    for (std::string line; std::getline(lines, line); ++n) {
+      ASSERT_LT(n, texts.size());
+      EXPECT_EQ(nlohmann::json::parse(line).at("text"), texts[n]);
+    }
+    EXPECT_EQ(n, texts.size());
+  }
+
+  // data tokenize: the model adds BOS, so BOS + ids + EOS per document, and no warning.
+  Result data =
+      run_hibari(dir, "data tokenize --input " + dir.file("texts.jsonl") + " --tokenizer " +
+                          dir.file("uni") + " --output-prefix " + dir.file("ds") + " --workers 2");
+  ASSERT_EQ(data.exit_code, 0) << data.err;
+  EXPECT_EQ(data.err.find("WARNING"), std::string::npos) << data.err;
+  hibari::IndexedDataset ds = hibari::IndexedDataset::open(dir.file("ds"));
+  EXPECT_EQ(ds.dtype(), hibari::TokenDtype::u16);
+  ASSERT_EQ(ds.document_count(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int32_t> want = sp.encode(texts[i], true);
+    want.push_back(sp.eos_id());
+    EXPECT_EQ(ds.sequence(i), want) << i;
+  }
+}
+
+TEST(TokenizerCommand, BadInputIsOneLineAndLeavesNoDirectory) {
+  ScratchDir dir("tokenizer_command");
+  Result missing =
+      run_hibari(dir, "tokenizer train --input " + dir.file("absent.jsonl") +
+                          " --model-type bpe --vocab-size 300 --output " + dir.file("tok"));
+  expect_one_line_error(missing, dir.file("absent.jsonl") + ": cannot open");
+  EXPECT_FALSE(fs::exists(dir.path / "tok"));
+
+  hibari::test::write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"text\": \"broken\n");
+  Result bad =
+      run_hibari(dir, "tokenizer train --input " + dir.file("bad.jsonl") +
+                          " --model-type bpe --vocab-size 300 --output " + dir.file("tok"));
+  expect_one_line_error(bad, dir.file("bad.jsonl") + ":2: invalid JSON");
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir.path)) left.push_back(e.path().filename());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"bad.jsonl", "stderr.txt", "stdout.txt"}));
+
+  // Too small a vocabulary for the characters: the library's complaint, naming the directory.
+  write_corpus(dir);
+  Result small =
+      run_hibari(dir, "tokenizer train --input " + dir.file("ja.jsonl") +
+                          " --model-type bpe --vocab-size 50 --output " + dir.file("tok"));
+  expect_one_line_error(small, dir.file("tok") + ": training failed");
+  EXPECT_FALSE(fs::exists(dir.path / "tok"));
+
+  // A file that is no tokenizer, given as one.
+  hibari::test::write_file(dir.file("notes.txt"), "hello\n");
+  Result foreign = run_hibari(dir, "tokenizer encode --tokenizer " + dir.file("notes.txt"),
+                              dir.file("ja.jsonl"));
+  expect_one_line_error(foreign, dir.file("notes.txt") + ": not a tokenizer");
+  Result empty_dir =
+      run_hibari(dir, "data tokenize --input " + dir.file("ja.jsonl") + " --tokenizer " +
+                          dir.path.string() + " --output-prefix " + dir.file("ds"));
+  expect_one_line_error(empty_dir, dir.path.string() + ": a directory holding neither");
+  EXPECT_FALSE(fs::exists(dir.path / "ds.bin"));
+}
+
+}  // namespace
