@@ -153,36 +153,41 @@ TEST_P(TokenizerExtendBase, KeepsEveryOriginalIdAndMerge) {
     EXPECT_EQ(ext[key], base[key]) << key;
 }
 
-// (a) HF `tokenizers` loads the extended file and gives hibari's ids on every sample.
-TEST_P(TokenizerExtendBase, MatchesHuggingFace) {
-  const Extended* e = extended(GetParam());
-  if (!e) return;
-  test::ScratchDir dir("tokenizer_extend");
+// HF `tokenizers` (tests/reference/tokenizer_extend_hf.js) on the tokenizer.json in dir gives
+// tok's ids on every sample of texts.txt and on the Japanese ones joined into one document.
+void expect_hf_ids(const fs::path& dir, const Tokenizer& tok, int32_t first_new_id) {
+  test::ScratchDir scratch("tokenizer_extend_hf");
   std::vector<std::string> texts = samples();
-  std::vector<std::string> ja = japanese_samples();
   std::string joined;
-  for (const std::string& s : ja) joined += s + "\n";
+  for (const std::string& s : japanese_samples()) joined += s + "\n";
   texts.push_back(joined);  // one long document: Llama-2's single BPE word
-  write_jsonl(dir.path / "texts.jsonl", texts);
+  write_jsonl(scratch.path / "texts.jsonl", texts);
   const std::string command =
       "node " + (fs::path(HIBARI_SOURCE_DIR) / "tests/reference/tokenizer_extend_hf.js").string() +
-      " " + (e->dir / "tokenizer.json").string() + " " + dir.file("texts.jsonl") + " > " +
-      dir.file("ids.jsonl");
+      " " + (dir / "tokenizer.json").string() + " " + scratch.file("texts.jsonl") + " > " +
+      scratch.file("ids.jsonl");
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  std::ifstream in(dir.path / "ids.jsonl");
+  std::ifstream in(scratch.path / "ids.jsonl");
   std::string line;
   size_t n = 0, differ = 0, new_ids = 0;
   for (; std::getline(in, line) && n < texts.size(); ++n) {
     auto want = json::parse(line)["ids"].get<std::vector<int32_t>>();
-    auto got = e->tok->encode(texts[n], false);
-    for (int32_t id : got) new_ids += id >= e->report.first_new_id;
+    auto got = tok.encode(texts[n], false);
+    for (int32_t id : got) new_ids += id >= first_new_id;
     if (got != want && ++differ <= 5)
-      ADD_FAILURE() << GetParam() << " sample " << n << " " << json(texts[n]).dump()
+      ADD_FAILURE() << dir << " sample " << n << " " << json(texts[n]).dump()
                     << "\n  hibari: " << json(got).dump() << "\n  HF:     " << json(want).dump();
   }
   EXPECT_EQ(n, texts.size());
   EXPECT_EQ(differ, 0u);
   EXPECT_GT(new_ids, 100u);  // the new tokens are in use
+}
+
+// (a) HF `tokenizers` loads the extended file and gives hibari's ids on every sample.
+TEST_P(TokenizerExtendBase, MatchesHuggingFace) {
+  const Extended* e = extended(GetParam());
+  if (!e) return;
+  expect_hf_ids(e->dir, *e->tok, e->report.first_new_id);
 }
 
 // (b) Japanese round-trips through the new tokens: exactly, except where the base's own
@@ -252,6 +257,31 @@ struct SmallRun {
     return n == 0;
   }
 };
+
+// Asked for more than one pass can add, longer pieces come in on later passes, merging tokens
+// added earlier; the new merges still give HF's ids.
+TEST(TokenizerExtend, LaterPassesBuildOnNewTokens) {
+  SmallRun run;
+  run.o.add = 5000;
+  const TokenizerExtendReport r = extend_tokenizer(run.o);
+  EXPECT_GE(r.passes, 3u);
+  EXPECT_GT(r.added, 500u);
+  EXPECT_LT(r.added, 5000u);  // the corpus runs out of pieces first
+  std::ifstream in(run.dir.path / "out" / "tokenizer.json");
+  const json ext = json::parse(in);
+  const json& vocab = ext["model"]["vocab"];
+  size_t on_new = 0;
+  for (const json& m : ext["model"]["merges"]) {
+    const std::string merge = m.get<std::string>();
+    const size_t space = merge.find(' ');
+    on_new += vocab.value(merge.substr(0, space), 0) >= 32000 ||
+              vocab.value(merge.substr(space + 1), 0) >= 32000;
+  }
+  EXPECT_GT(on_new, 100u);
+  const Tokenizer tok(run.dir.file("out"));
+  expect_hf_ids(run.dir.path / "out", tok, r.first_new_id);
+  EXPECT_GT(r.chars_per_token_after(), 3 * r.chars_per_token_before());
+}
 
 // (e) Bad input: one line naming the file or the option, and nothing written.
 TEST(TokenizerExtend, RejectsABaseThatIsNotBpe) {
