@@ -1,6 +1,7 @@
 // data/tokenize_job.h — JSON Lines corpora to a Megatron indexed dataset (PREFIX.bin/.idx), as
 // Megatron-LM's tools/preprocess_data.py without sentence splitting: one sequence per document,
-// [BOS] + encode(text, add_special_tokens=false) + [EOD].
+// [BOS] + encode(text, add_special_tokens=false) + [EOD], with any tokenizer
+// (data/text_tokenizer.h: a HF tokenizer.json or a SentencePiece .model).
 //
 // The main thread reads documents (data/jsonl_reader.h) and hands them out in batches; `workers`
 // threads tokenize the batches; the main thread writes the results in input order.  So the files
