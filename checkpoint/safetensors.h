@@ -113,8 +113,9 @@ SafeTensorsModel safetensors_open_model(const std::string& dir);
 // model-0000i-of-0000n.safetensors shards plus model.safetensors.index.json.  Tensors go to shards
 // in the order given (a new shard starts when the next tensor would overflow the current one; a
 // tensor larger than the limit gets a shard of its own), as huggingface_hub's
-// split_state_dict_into_shards.  Each file is written atomically; DIR must exist.  Returns the
-// names of the files written.
+// split_state_dict_into_shards.  Each file is written atomically; DIR must exist and should be
+// fresh (shards of an earlier write with another count are not removed; save_hf_weights writes
+// into a new temporary directory).  Returns the names of the files written.
 std::vector<std::string> safetensors_write_model(
     const std::string& dir, const std::vector<SafeTensorOut>& tensors, size_t max_shard_bytes,
     const std::map<std::string, std::string>& metadata = {});

@@ -76,11 +76,13 @@ void add_convert_command(CLI::App& app) {
                   "largest safetensors shard (5GB, 500MB, 2GiB...); above it the weights are "
                   "sharded with model.safetensors.index.json")
       ->capture_default_str();
-  cmd->add_option("--resize-vocab", a.resize_vocab,
-                  "grow embed_tokens / lm_head to this many rows; new rows = mean of the old rows "
-                  "+ normal noise (std 0.01 x the matrix's std)");
+  CLI::Option* resize = cmd->add_option(
+      "--resize-vocab", a.resize_vocab,
+      "grow embed_tokens / lm_head to this many rows; new rows = mean of the old rows "
+      "+ normal noise (std 0.01 x the matrix's std)");
   cmd->add_option("--resize-seed", a.resize_seed, "seed of the new rows' noise")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(resize);
   cmd->callback([args] { run_convert(*args); });
 }
 

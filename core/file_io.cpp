@@ -161,6 +161,7 @@ AtomicDir::AtomicDir(std::string p) : path(std::move(p)) {
     fail_file(path, "already exists and is not an empty directory; remove it or choose another");
   }
   std::error_code ec;
+  std::filesystem::create_directories(parent_dir(path), ec);  // as save_pretrained's makedirs
   std::filesystem::remove_all(tmp_path, ec);  // a leftover of a killed run with our pid
   if (::mkdir(tmp_path.c_str(), 0777) != 0) fail_errno(path, "cannot create " + tmp_path, errno);
 }

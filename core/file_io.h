@@ -69,7 +69,8 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // A directory that appears at `path` complete or not at all: fill `tmp_path` (created empty, a
 // sibling `path.tmp.<pid>`), then commit() fsyncs it and renames it to `path`, which must not exist
 // or be an empty directory (a non-empty one is an error: hibari does not delete what it did not
-// write).  Destroyed without commit() it removes `tmp_path` with everything in it.
+// write).  Missing parent directories are created.  Destroyed without commit() it removes
+// `tmp_path` with everything in it.
 struct AtomicDir {
   std::string path, tmp_path;
   bool committed = false;

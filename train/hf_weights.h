@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "checkpoint/safetensors.h"
 #include "model/config.h"

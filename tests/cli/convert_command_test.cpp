@@ -100,7 +100,7 @@ TEST(ConvertCommand, Bf16ThroughF32BackToBf16IsBitIdentical) {
 
 TEST(ConvertCommand, ResizeVocab) {
   test::ScratchDir dir("convert_command");
-  const std::string in = dir.file("in"), out = dir.file("out");
+  const std::string in = dir.file("in"), out = dir.file("nested/out");  // parents are created
   write_model(in, StDtype::F32, 5000000000);
   const Result r = run_hibari(
       dir.path, "convert --from " + in + " --output " + out + " --resize-vocab 48 --resize-seed 3");
