@@ -47,27 +47,13 @@ void expect_one_line_error(const Result& r, const std::string& piece) {
   EXPECT_NE(r.err.find(piece), std::string::npos) << "expected \"" << piece << "\" in " << r.err;
 }
 
-// The demo samples as JSON Lines: documents of a few paragraphs, Japanese and English.
-void write_corpus(const ScratchDir& dir) {
-  for (const char* lang : {"ja", "en"}) {
-    std::ifstream in(fs::path(HIBARI_SOURCE_DIR) / "examples/demo" /
-                     (std::string("sample_") + lang + ".txt"));
-    std::ofstream out(dir.file(std::string(lang) + ".jsonl"), std::ios::binary);
-    std::string doc;
-    for (std::string line; std::getline(in, line);) {
-      doc += line + "\n";
-      if (doc.size() > 1500) {
-        out << nlohmann::json{{"text", doc}}.dump() << "\n";
-        doc.clear();
-      }
-    }
-    if (!doc.empty()) out << nlohmann::json{{"text", doc}}.dump() << "\n";
-  }
-}
+// The demo corpus, as `make demo` trains its tokenizer on it.
+const std::string demo_ja = std::string(HIBARI_SOURCE_DIR) + "/examples/demo/ja.jsonl";
+const std::string demo_en = std::string(HIBARI_SOURCE_DIR) + "/examples/demo/en.jsonl";
 
 std::string train_args(const ScratchDir& dir, const std::string& type, const std::string& out) {
-  return "tokenizer train --input " + dir.file("ja.jsonl") + " --input " + dir.file("en.jsonl") +
-         " --model-type " + type + " --vocab-size 2000 --threads 2 --output " + dir.file(out);
+  return "tokenizer train --input " + demo_ja + " --input " + demo_en + " --model-type " + type +
+         " --vocab-size 2000 --threads 2 --output " + dir.file(out);
 }
 
 const std::vector<std::string> texts = {
@@ -93,7 +79,6 @@ std::vector<std::vector<int32_t>> ids_of(const std::string& out) {
 
 TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
   ScratchDir dir("tokenizer_command");
-  write_corpus(dir);
   Result r =
       run_hibari(dir, train_args(dir, "bpe", "tok") + " --user-defined-symbols '<|a|>,<|b|>'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -138,7 +123,6 @@ TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
 
 TEST(TokenizerCommand, SentencePieceModelWorksForEncodeDecodeAndDataTokenize) {
   ScratchDir dir("tokenizer_command");
-  write_corpus(dir);
   Result r = run_hibari(dir, train_args(dir, "unigram", "uni"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(dir.path / "uni/tokenizer.json"));  // unigram: the .model only
@@ -200,21 +184,19 @@ TEST(TokenizerCommand, BadInputIsOneLineAndLeavesNoDirectory) {
   EXPECT_EQ(left, (std::vector<std::string>{"bad.jsonl", "stderr.txt", "stdout.txt"}));
 
   // Too small a vocabulary for the characters: the library's complaint, naming the directory.
-  write_corpus(dir);
   Result small =
-      run_hibari(dir, "tokenizer train --input " + dir.file("ja.jsonl") +
+      run_hibari(dir, "tokenizer train --input " + demo_ja +
                           " --model-type bpe --vocab-size 50 --output " + dir.file("tok"));
   expect_one_line_error(small, dir.file("tok") + ": training failed");
   EXPECT_FALSE(fs::exists(dir.path / "tok"));
 
   // A file that is no tokenizer, given as one.
   hibari::test::write_file(dir.file("notes.txt"), "hello\n");
-  Result foreign = run_hibari(dir, "tokenizer encode --tokenizer " + dir.file("notes.txt"),
-                              dir.file("ja.jsonl"));
+  Result foreign =
+      run_hibari(dir, "tokenizer encode --tokenizer " + dir.file("notes.txt"), demo_ja);
   expect_one_line_error(foreign, dir.file("notes.txt") + ": not a tokenizer");
-  Result empty_dir =
-      run_hibari(dir, "data tokenize --input " + dir.file("ja.jsonl") + " --tokenizer " +
-                          dir.path.string() + " --output-prefix " + dir.file("ds"));
+  Result empty_dir = run_hibari(dir, "data tokenize --input " + demo_ja + " --tokenizer " +
+                                         dir.path.string() + " --output-prefix " + dir.file("ds"));
   expect_one_line_error(empty_dir, dir.path.string() + ": a directory holding neither");
   EXPECT_FALSE(fs::exists(dir.path / "ds.bin"));
 }

@@ -1,10 +1,12 @@
 // tests/data/sentencepiece_tokenizer_test.cpp — data/sentencepiece_tokenizer: tiny unigram and BPE
-// models trained on examples/demo/sample_{ja,en}.txt, loaded back and run; load errors.
+// models trained on the lines of examples/demo/{ja,en}.jsonl, loaded back and run; load errors.
 #include "data/sentencepiece_tokenizer.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -28,9 +30,21 @@ std::string error_of(F f) {
   return "";
 }
 
+// The demo documents' lines, one a line, as a training text file in dir.
+std::string demo_text_file(const test::ScratchDir& dir) {
+  std::ofstream out(dir.file("demo.txt"), std::ios::binary);
+  for (const char* name : {"ja.jsonl", "en.jsonl"}) {
+    std::ifstream in(demo / name);
+    for (std::string line; std::getline(in, line);) {
+      out << nlohmann::json::parse(line).at("text").get<std::string>() << "\n";
+    }
+  }
+  return dir.file("demo.txt");
+}
+
 SentencePieceTrainOptions demo_options(const test::ScratchDir& dir, const std::string& type) {
   SentencePieceTrainOptions o;
-  o.input_files = {(demo / "sample_ja.txt").string(), (demo / "sample_en.txt").string()};
+  o.input_files = {demo_text_file(dir)};
   o.model_prefix = dir.file(type);
   // SentencePiece 0.1.97 wants character_coverage >= 0.98: for the Japanese sample that is ~330
   // characters, besides the 256 byte pieces and <unk>, <s>, </s>; the rest goes through bytes.

@@ -108,11 +108,21 @@ std::vector<HfIds> hf_ids(const test::ScratchDir& dir, const fs::path& tokenizer
   return out;
 }
 
-// A small model trained on the demo samples.
+const std::vector<std::string> demo_corpus = {(source / "examples/demo/ja.jsonl").string(),
+                                              (source / "examples/demo/en.jsonl").string()};
+
+// A small model trained on the lines of the demo documents.
 std::string train_small_model(const test::ScratchDir& dir, const std::string& type) {
   SentencePieceTrainOptions o;
-  o.input_files = {(source / "examples/demo/sample_ja.txt").string(),
-                   (source / "examples/demo/sample_en.txt").string()};
+  for (const std::string& file : demo_corpus) {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream doc(nlohmann::json::parse(line).at("text").get<std::string>());
+      for (std::string s; std::getline(doc, s);) {
+        if (!s.empty()) o.sentences.push_back(s);
+      }
+    }
+  }
   o.model_prefix = dir.file(type);
   o.vocab_size = 1000;
   o.model_type = type;
@@ -254,24 +264,8 @@ TEST(TextTokenizer, IgnoreSpecialTokensInTextLlama3) {
 
 TEST(TrainTokenizer, TokenizerJsonGivesTheModelsIds) {
   test::ScratchDir dir("text_tokenizer");
-  // Documents: each paragraph of the demo samples; lines become sentences.
-  {
-    std::ofstream out(dir.file("corpus.jsonl"), std::ios::binary);
-    for (const char* f : {"examples/demo/sample_ja.txt", "examples/demo/sample_en.txt"}) {
-      std::ifstream in(source / f);
-      std::string doc;
-      for (std::string line; std::getline(in, line);) {
-        doc += line + "\n";
-        if (doc.size() > 2000) {
-          out << nlohmann::json{{"text", doc}}.dump() << "\n";
-          doc.clear();
-        }
-      }
-      if (!doc.empty()) out << nlohmann::json{{"text", doc}}.dump() << "\n";
-    }
-  }
   TokenizerTrainOptions o;
-  o.inputs = {dir.file("corpus.jsonl")};
+  o.inputs = demo_corpus;
   o.output_dir = dir.file("tok");
   o.model_type = "bpe";
   o.vocab_size = 2000;
@@ -287,7 +281,7 @@ TEST(TrainTokenizer, TokenizerJsonGivesTheModelsIds) {
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(dir.path)) left.push_back(e.path().filename());
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"corpus.jsonl", "tok"}));  // no temporaries
+  EXPECT_EQ(left, std::vector<std::string>{"tok"});  // no temporaries
 
   auto config = nlohmann::json::parse(std::ifstream(dir.path / "tok/tokenizer_config.json"));
   EXPECT_EQ(config["tokenizer_class"], "LlamaTokenizer");
