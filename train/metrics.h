@@ -14,7 +14,7 @@
 namespace hibari {
 
 struct Metric {
-  const char* name;
+  std::string name;  // "loss", "valid_loss/ja"
   double value;
 };
 

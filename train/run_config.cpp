@@ -46,6 +46,20 @@ struct TomlReader {
     if (!v) fail_file(file, where(key) + " must be a string");
     value = *v;
   }
+  void operator()(const char* key, std::vector<double>& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) fail_file(file, where(key) + " must be an array of numbers");
+    value.clear();
+    for (const toml::node& item : *array) {
+      auto v = item.value<double>();
+      if (!v || !(item.is_floating_point() || item.is_integer()))
+        fail_file(file, where(key) + " must be an array of numbers");
+      value.push_back(*v);
+    }
+  }
   void operator()(const char* key, std::vector<std::string>& value, const char*) {
     known.insert(key);
     const toml::node* node = table.get(key);
@@ -93,6 +107,9 @@ struct ReferenceWriter {
   void operator()(const char* key, std::vector<std::string>&, const char* help) {
     line(key, "[]", help);
   }
+  void operator()(const char* key, std::vector<double>&, const char* help) {
+    line(key, "[]", help);
+  }
   void line(const char* key, const std::string& value, const char* help) {
     out << key << " = " << value << "  # " << help << "\n";
   }
@@ -138,7 +155,15 @@ RunConfig load_run_config(const std::string& path) {
   }
 
   if (c.model.config.empty()) fail_file(path, "[model].config is required");
-  if (c.data.text.empty()) fail_file(path, "[data].text needs at least one file");
+  const DataSection& d = c.data;
+  if (d.prefixes.empty()) fail_file(path, "[data].prefixes needs at least one dataset");
+  if (!d.names.empty() && d.names.size() != d.prefixes.size())
+    fail_file(path, "[data].names needs one name per prefix");
+  if (d.prefixes.size() > 1 && d.weights.size() != d.prefixes.size())
+    fail_file(path, "[data].weights needs one weight per prefix");
+  for (double w : d.weights) {
+    if (!(w > 0)) fail_file(path, "[data].weights must be positive");
+  }
   check_positive(path, "[train].seq_length", c.train.seq_length);
   check_positive(path, "[train].micro_batch_size", c.train.micro_batch_size);
   check_positive(path, "[train].global_batch_size", c.train.global_batch_size);
@@ -170,7 +195,22 @@ RunConfig load_run_config(const std::string& path) {
     if (!p.empty() && std::filesystem::path(p).is_relative()) p = (base / p).lexically_normal();
   };
   resolve(c.model.config);
-  for (std::string& t : c.data.text) resolve(t);
+  for (std::string& p : c.data.prefixes) resolve(p);
+  resolve(c.data.tokenizer);
+  resolve(c.data.cache_dir);
+  if (c.data.names.empty()) {
+    for (const std::string& p : c.data.prefixes)
+      c.data.names.push_back(std::filesystem::path(p).filename().string());
+  }
+  for (size_t i = 0; i < c.data.names.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (c.data.names[i] == c.data.names[j])
+        fail_file(path, "[data].names: two datasets are named \"" + c.data.names[i] +
+                            "\" (set names to tell them apart)");
+    }
+  }
+  if (!c.train.sample_prompts.empty() && c.data.tokenizer.empty())
+    fail_file(path, "[train].sample_prompts needs [data].tokenizer to turn them into tokens");
   return c;
 }
 

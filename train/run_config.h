@@ -19,12 +19,27 @@ struct ModelSection {
 };
 
 struct DataSection {
-  std::vector<std::string> text;  // UTF-8 text files, read as bytes until tokenizers land
-  double valid_fraction = 0.05;
+  std::vector<std::string> prefixes;  // Megatron indexed datasets PREFIX.bin / PREFIX.idx
+  std::vector<std::string> names;
+  std::vector<double> weights;
+  std::string split = "969,30,1";
+  std::string tokenizer;
+  std::string cache_dir;
   template <class V>
   void visit(V&& v) {
-    v("text", text, "UTF-8 text files to train on, read as bytes (paths relative to this file)");
-    v("valid_fraction", valid_fraction, "fraction of the text held out for validation");
+    v("prefixes", prefixes,
+      "Megatron indexed datasets (PREFIX.bin/.idx, from `hibari data tokenize`), relative to this "
+      "file");
+    v("names", names,
+      "a name per dataset, for metrics (valid_loss/NAME) and the resume state (default: the file "
+      "name of the prefix)");
+    v("weights", weights, "blend weights, one per dataset (any scale; needed for 2 or more)");
+    v("split", split, "Megatron's train,valid,test shares of each dataset's documents");
+    v("tokenizer", tokenizer,
+      "tokenizer.json, SentencePiece .model or a directory holding one: checks the vocabulary and "
+      "turns sample prompts into tokens");
+    v("cache_dir", cache_dir,
+      "where the sample-order indices are cached (default: a cache folder beside each dataset)");
   }
 };
 
@@ -54,7 +69,7 @@ struct TrainSection {
     v("threads", threads, "CPU threads (0: OMP_NUM_THREADS, else all cores)");
     v("log_every", log_every, "write a progress line every this many steps");
     v("eval_every", eval_every, "validation loss every this many steps (0: only at the end)");
-    v("eval_batches", eval_batches, "micro-batches in a validation pass");
+    v("eval_batches", eval_batches, "micro-batches per dataset in a validation pass");
     v("peak_flops", peak_flops,
       "FLOP/s that MFU divides by (0: measure this machine's sgemm rate at start)");
     v("sample_prompts", sample_prompts, "prompts continued by the model at the end of training");

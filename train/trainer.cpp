@@ -11,7 +11,8 @@
 
 #include "core/error.h"
 #include "core/threads.h"
-#include "data/byte_text.h"
+#include "data/loader.h"
+#include "data/text_tokenizer.h"
 #include "infer/sample.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
@@ -45,31 +46,59 @@ std::vector<ParamRange> adamw_ranges(const ParameterLayout& layout) {
   return ranges;
 }
 
-// Mean loss over `batches` fixed validation micro-batches (the same ones at every evaluation).
-double validation_loss(Llama& model, const ByteCorpus& corpus, const TrainSection& t,
-                       std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
-  size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
-  if (t.eval_batches == 0 || corpus.valid.size() < T + 1)
-    return std::numeric_limits<double>::quiet_NaN();
-  double sum = 0;
-  for (int64_t i = 0; i < t.eval_batches; ++i) {
-    byte_batch(inputs.data(), targets.data(), corpus.valid, B, T, uint64_t(t.seed), 2,
-               uint64_t(i) * B);
-    sum += llama_forward(model, inputs.data(), targets.data(), B, T, 0.0f);
+// Validation loss per dataset: the mean over `eval_batches` fixed micro-batches of its validation
+// split (the same ones at every evaluation).  NaN for a dataset whose split holds no sample.
+std::vector<double> validation_losses(Llama& model, Loader& loader, const TrainSection& t,
+                                      std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
+  std::vector<double> losses(loader.datasets.size(), std::numeric_limits<double>::quiet_NaN());
+  const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
+  for (size_t d = 0; d < loader.datasets.size(); ++d) {
+    if (t.eval_batches == 0 || loader_valid_samples(loader, d) == 0) continue;
+    double sum = 0;
+    for (int64_t i = 0; i < t.eval_batches; ++i) {
+      loader_read_valid(loader, d, i * int64_t(B), inputs.data(), targets.data());
+      sum += llama_forward(model, inputs.data(), targets.data(), B, T, 0.0f);
+    }
+    losses[d] = sum / double(t.eval_batches);
   }
-  return sum / double(t.eval_batches);
+  return losses;
 }
 
-// Prints the text of a byte-level generation, escaping control characters except newlines, and
-// dropping a multi-byte UTF-8 character cut short by the token limit.
-std::string printable(std::string text) {
-  size_t lead = text.size();
-  while (lead > 0 && (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) --lead;
-  if (lead > 0) {
-    unsigned char first = static_cast<unsigned char>(text[lead - 1]);
-    size_t needed = first >= 0xF0 ? 4 : first >= 0xE0 ? 3 : first >= 0xC0 ? 2 : 1;
-    if (text.size() - (lead - 1) < needed) text.resize(lead - 1);
+// The blend-weighted mean of the datasets' validation losses that exist: the loss of the mix the
+// model is trained on.
+double blended_loss(const std::vector<double>& losses, const std::vector<double>& weights) {
+  double sum = 0, weight = 0;
+  for (size_t d = 0; d < losses.size(); ++d) {
+    if (std::isnan(losses[d])) continue;
+    sum += weights[d] * losses[d];
+    weight += weights[d];
   }
+  return weight > 0 ? sum / weight : std::numeric_limits<double>::quiet_NaN();
+}
+
+LoaderOptions loader_options(const RunConfig& c, size_t vocab_size) {
+  const TrainSection& t = c.train;
+  LoaderOptions o;
+  for (size_t i = 0; i < c.data.prefixes.size(); ++i) {
+    o.sources.push_back({.name = c.data.names[i],
+                         .prefix = c.data.prefixes[i],
+                         .weight = c.data.weights.empty() ? 1.0 : c.data.weights[i]});
+  }
+  o.split = c.data.split;
+  o.seq_length = int32_t(t.seq_length);
+  o.seed = uint32_t(t.seed);
+  o.global_batch_size = t.global_batch_size;
+  o.micro_batch_size = t.micro_batch_size;
+  o.train_samples = t.steps * t.global_batch_size;
+  o.valid_samples = t.eval_batches * t.micro_batch_size;
+  o.vocab_size = vocab_size;
+  o.cache_dir = c.data.cache_dir;
+  return o;
+}
+
+// Generated text with control characters other than newline and tab escaped, so a sample cannot
+// move the terminal's cursor.
+std::string printable(const std::string& text) {
   std::string out;
   for (unsigned char ch : text) {
     if (ch == '\n' || ch == '\t' || ch >= 0x20) {
@@ -87,14 +116,20 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   const TrainSection& t = c.train;
   set_num_threads(int(t.threads));
   ModelConfig model_config = load_model_config(c.model.config);
-  if (model_config.vocab_size < byte_vocab_size)
-    fail_file(c.model.config, "vocab_size must be at least " + std::to_string(byte_vocab_size) +
-                                  " for byte-level text (256 bytes + BOS + EOS)");
   if (size_t(t.seq_length) > model_config.max_position_embeddings)
     fail_file(c.model.config, "[train].seq_length " + std::to_string(t.seq_length) +
                                   " exceeds max_position_embeddings " +
                                   std::to_string(model_config.max_position_embeddings));
-  ByteCorpus corpus = load_byte_corpus(c.data.text, c.data.valid_fraction);
+  std::optional<TextTokenizer> tokenizer;
+  if (!c.data.tokenizer.empty()) {
+    tokenizer = load_text_tokenizer(c.data.tokenizer);
+    if (tokenizer->vocab_size() > model_config.vocab_size)
+      fail_file(c.model.config, "vocab_size " + std::to_string(model_config.vocab_size) +
+                                    " is smaller than the tokenizer's " +
+                                    std::to_string(tokenizer->vocab_size()) + " (" +
+                                    tokenizer->path() + ")");
+  }
+  Loader loader = loader_open(loader_options(c, model_config.vocab_size));
 
   const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
   const int64_t accumulation = t.global_batch_size / t.micro_batch_size;
@@ -136,11 +171,15 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       model_config.num_attention_heads, model_config.num_key_value_heads,
       model_config.intermediate_size, model_config.vocab_size,
       double(parameter_count(model_config)) / 1e6);
-  std::fprintf(out,
-               "  data    %zu train / %zu valid byte tokens; %zu tokens per step (%lld x %zu, %lld "
-               "micro-batches)\n",
-               corpus.train.size(), corpus.valid.size(), tokens_per_step,
-               (long long)t.global_batch_size, T, (long long)accumulation);
+  for (size_t d = 0; d < loader.datasets.size(); ++d) {
+    const LoaderDataset& data = loader.datasets[d];
+    std::fprintf(
+        out, "  data    %s (%s): %zu documents, %zu tokens, weight %.3f, %zu validation samples\n",
+        data.name.c_str(), data.prefix.c_str(), data.data.document_count(), data.data.token_count(),
+        loader.weights[d], data.valid.num_samples());
+  }
+  std::fprintf(out, "  batch   %zu tokens per step (%lld x %zu; %lld micro-batches of %zu)\n",
+               tokens_per_step, (long long)t.global_batch_size, T, (long long)accumulation, B);
   std::fprintf(out, "  memory  %.1f MiB planned (parameters, gradients, activations)\n",
                double(model.arena.bytes()) / (1 << 20));
   std::fprintf(out, "  MFU     = tokens/s x %.4g FLOP/token / %.4g FLOP/s\n", flops_per_token,
@@ -160,12 +199,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   for (int64_t step = 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
     llama_zero_grads(model);
+    loader_next_batch(loader);
     double loss = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      uint64_t first_sample =
-          uint64_t((step - 1) * t.global_batch_size + micro * t.micro_batch_size);
-      byte_batch(inputs.data(), targets.data(), corpus.train, B, T, uint64_t(t.seed), 1,
-                 first_sample);
+      loader_read_micro_batch(loader, micro, inputs.data(), targets.data());
       loss += llama_forward(model, inputs.data(), targets.data(), B, T, 1.0f / float(accumulation));
       llama_backward(model);
     }
@@ -188,8 +225,13 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                {"tokens", double(step) * double(tokens_per_step)}};
     bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
     if (eval_now) {
-      summary.valid_loss = validation_loss(model, corpus, t, inputs, targets);
+      std::vector<double> losses = validation_losses(model, loader, t, inputs, targets);
+      summary.valid_loss = blended_loss(losses, loader.weights);
       row.push_back({"valid_loss", summary.valid_loss});
+      for (size_t d = 0; d < losses.size(); ++d) {
+        if (!std::isnan(losses[d]))
+          row.push_back({"valid_loss/" + loader.datasets[d].name, losses[d]});
+      }
     }
     metrics.write(step, row);
     if (step == 1) summary.first_loss = loss;
@@ -208,6 +250,11 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     if (eval_now && std::isfinite(summary.valid_loss)) {
       std::snprintf(line, sizeof line, " | valid %.4f", summary.valid_loss);
       text += line;
+      for (const Metric& m : row) {
+        if (m.name.rfind("valid_loss/", 0) != 0) continue;
+        std::snprintf(line, sizeof line, " %s %.4f", m.name.c_str() + 11, m.value);
+        text += line;
+      }
     }
     if (step % t.log_every == 0 || step == t.steps || eval_now) {
       std::fprintf(out, "%s%s\n", live ? "\r\033[K" : "", text.c_str());
@@ -221,17 +268,18 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
                summary.tokens_per_second, summary.first_loss, summary.last_loss);
 
-  for (size_t i = 0; i < t.sample_prompts.size(); ++i) {
-    std::vector<int32_t> prompt = {byte_bos};
-    for (int32_t tok : byte_encode(t.sample_prompts[i])) prompt.push_back(tok);
+  for (size_t i = 0; tokenizer && i < t.sample_prompts.size(); ++i) {
+    std::vector<int32_t> tokens = tokenizer->encode(t.sample_prompts[i], true);
     SampleOptions options{.max_new_tokens = size_t(t.sample_tokens),
                           .temperature = t.sample_temperature,
                           .top_k = size_t(t.sample_top_k),
                           .seed = uint64_t(t.seed) + i,
-                          .stop_tokens = {byte_eos}};
-    std::vector<int32_t> generated = sample_continuation(model, prompt, options);
-    std::fprintf(out, "\n--- sample %zu ---\n%s%s\n", i + 1, t.sample_prompts[i].c_str(),
-                 printable(byte_decode(generated)).c_str());
+                          .stop_tokens = {}};
+    if (std::optional<int32_t> eos = tokenizer->eos_id()) options.stop_tokens.push_back(*eos);
+    std::vector<int32_t> generated = sample_continuation(model, tokens, options);
+    tokens.insert(tokens.end(), generated.begin(), generated.end());
+    std::fprintf(out, "\n--- sample %zu ---\n%s\n", i + 1,
+                 printable(tokenizer->decode(tokens, true)).c_str());
   }
   std::fflush(out);
   return summary;

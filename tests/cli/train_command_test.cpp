@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "data/indexed_dataset.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -21,7 +23,8 @@ const char* good_model = R"({"model_type": "llama", "vocab_size": 264, "hidden_s
 const char* good_run = R"([model]
 config = "config.json"
 [data]
-text = ["text.txt"]
+prefixes = ["text"]
+split = "80,20"
 [train]
 seq_length = 16
 micro_batch_size = 2
@@ -35,9 +38,21 @@ struct BadCase {
   const char* name;
   std::string run_toml;     // the run file
   std::string config_json;  // the model config.json
-  const char* blamed;       // "run.toml" or "config.json" or "text.txt": the file the error names
+  const char* blamed;       // "run.toml", "config.json", "text.bin": the file the error names
   const char* phrase;       // a piece of the message
 };
+
+// text.bin/.idx: a few documents of UTF-8 bytes as token ids (0..255), enough for 16-token samples.
+void write_text_dataset(const fs::path& dir) {
+  const std::string text = "日本語と English のテキスト。 some text to train on, long enough.\n";
+  hibari::IndexedDatasetWriter writer((dir / "text").string(), hibari::TokenDtype::u16);
+  for (int d = 0; d < 12; ++d) {
+    std::vector<int32_t> ids;
+    for (size_t i = size_t(d); i < text.size(); ++i) ids.push_back(int32_t(uint8_t(text[i])));
+    writer.add_document(ids.data(), ids.size());
+  }
+  writer.finish();
+}
 
 // ctest names show the case name, not the struct's bytes.
 void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
@@ -72,8 +87,7 @@ TEST_P(BadInput, OneLineErrorNamingTheFile) {
   fs::create_directories(dir);
   std::ofstream(dir / "run.toml") << replace(c.run_toml, "RUNDIR", (dir / "run").string());
   std::ofstream(dir / "config.json") << c.config_json;
-  std::ofstream(dir / "text.txt")
-      << "日本語と English のテキスト。 some text to train on, long enough.\n";
+  write_text_dataset(dir);
 
   Result r = run_hibari(dir / "run.toml", dir);
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
@@ -108,10 +122,19 @@ const BadCase cases[] = {
      "must be positive"},
     {"toml_bad_decay", good_run + std::string("[schedule]\ndecay = \"cosin\"\n"), good_model,
      "run.toml", "[schedule].decay must be cosine, linear or constant"},
-    {"toml_text_array", replace(good_run, "text = [\"text.txt\"]", "text = \"text.txt\""),
+    {"toml_prefixes_string", replace(good_run, "prefixes = [\"text\"]", "prefixes = \"text\""),
      good_model, "run.toml", "must be an array of strings"},
-    {"toml_missing_text", replace(good_run, "text.txt", "nope.txt"), good_model, "nope.txt",
-     "cannot open text file"},
+    {"toml_missing_dataset", replace(good_run, "[\"text\"]", "[\"nope\"]"), good_model, "nope.idx",
+     "cannot open"},
+    {"toml_weights_count", replace(good_run, "[\"text\"]", "[\"text\", \"text\"]\nweights = [1.0]"),
+     good_model, "run.toml", "one weight per prefix"},
+    {"toml_same_names", replace(good_run, "[\"text\"]", "[\"text\", \"text\"]\nweights = [1, 2]"),
+     good_model, "run.toml", "two datasets are named \"text\""},
+    {"toml_prompts_without_tokenizer",
+     replace(good_run, "steps = 1", "steps = 1\nsample_prompts = [\"a\"]"), good_model, "run.toml",
+     "needs [data].tokenizer"},
+    {"toml_missing_tokenizer", replace(good_run, "split", "tokenizer = \"tok.json\"\nsplit"),
+     good_model, "tok.json", ""},
     // config.json
     {"json_syntax", good_run, "{\"model_type\": \"llama\",", "config.json", "malformed JSON"},
     {"json_not_object", good_run, "[1, 2]", "config.json", "expected a JSON object"},
@@ -128,7 +151,7 @@ const BadCase cases[] = {
                 "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}"),
      "config.json", "rope_scaling type \"yarn\" is not supported"},
     {"json_small_vocab", good_run, model_with("\"vocab_size\": 264", "\"vocab_size\": 100"),
-     "config.json", "vocab_size must be at least 258"},
+     "text.bin", "outside the model's vocabulary of 100"},
     {"json_missing_file", replace(good_run, "config.json", "absent.json"), good_model,
      "absent.json", "cannot open model config"},
     {"json_seq_too_long", replace(good_run, "seq_length = 16", "seq_length = 128"), good_model,
@@ -158,8 +181,7 @@ TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
   fs::create_directories(dir);
   std::string run = replace(good_run, "steps = 1", "steps = 4\nlog_every = 2");
   std::ofstream(dir / "config.json") << good_model;
-  std::ofstream(dir / "text.txt")
-      << "日本語と English のテキスト。 some text to train on, long enough.\n";
+  write_text_dataset(dir);
   std::vector<std::string> first;
   for (const char* name : {"a", "b"}) {
     std::ofstream(dir / "run.toml") << replace(run, "RUNDIR", (dir / name).string());
@@ -169,6 +191,9 @@ TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
     ASSERT_EQ(losses.size(), 4u);
     EXPECT_TRUE(fs::exists(dir / name / "run.toml"));
     EXPECT_TRUE(fs::exists(dir / name / "config.json"));
+    std::ifstream metrics(dir / name / "metrics.jsonl");
+    std::string all((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
+    EXPECT_NE(all.find("\"valid_loss/text\": "), std::string::npos) << all;
     if (first.empty()) {
       first = losses;
       EXPECT_NE(losses.front(), losses.back());  // it trained
