@@ -210,7 +210,7 @@ std::vector<NewToken> choose_tokens(TokenizerSpec& spec, const std::vector<Candi
   Bpe& bpe = spec.bpe;
   // The merge table is open addressing sized for what it held: make room once.
   MergeTable merges;
-  merges.reserve(bpe.merges.size + limit);
+  merges.reserve(bpe.merges.size + std::min(limit, candidates.size()));
   for (const MergeTable::Slot& s : bpe.merges.slots)
     if (s.key != MergeTable::empty_key) merges.insert_or_assign(s.key, s.rank, s.merged_id);
   bpe.merges = std::move(merges);

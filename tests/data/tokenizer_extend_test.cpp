@@ -74,9 +74,13 @@ void write_jsonl(const fs::path& path, const std::vector<std::string>& texts) {
 }
 
 struct Extended {
-  fs::path dir;
+  fs::path dir;  // root/out
   TokenizerExtendReport report;
   std::unique_ptr<Tokenizer> base, tok;
+  ~Extended() {
+    std::error_code ec;
+    fs::remove_all(dir.parent_path(), ec);
+  }
 };
 
 constexpr int64_t tokens_asked = 300;
