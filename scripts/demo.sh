@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# make demo: train the small byte-level model on the bundled Japanese + English text.
+# make demo: the whole path on the bundled Japanese + English sample (examples/demo):
+#   1. train a 2000-piece SentencePiece BPE tokenizer on it (also written as HF tokenizer.json),
+#   2. tokenize each language into a Megatron indexed dataset (.bin/.idx),
+#   3. train a small Llama on the 60:40 blend, with validation loss per language, and sample.
 set -euo pipefail
 hibari=${1:-build/hibari}
 cd "$(dirname "$0")/.."
 rm -rf runs/demo
+mkdir -p runs/demo/data
+"$hibari" tokenizer train --input examples/demo/ja.jsonl --input examples/demo/en.jsonl \
+  --model-type bpe --vocab-size 2000 --output runs/demo/tokenizer
+for lang in ja en; do
+  "$hibari" data tokenize --input "examples/demo/$lang.jsonl" --tokenizer runs/demo/tokenizer \
+    --output-prefix "runs/demo/data/$lang" --add-bos --workers 2
+done
 "$hibari" train --config examples/demo/run.toml
 echo
 echo "metrics: runs/demo/metrics.jsonl; TensorBoard: tensorboard --logdir runs/demo"
+echo "tokenizer (loads in transformers): runs/demo/tokenizer"

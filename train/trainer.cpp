@@ -245,7 +245,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
         line, sizeof line,
         "step %5lld/%lld | loss %.4f | lr %.3e | grad %.3f | %.0f tok/s | MFU %.1f%% | ETA %s",
         (long long)step, (long long)t.steps, loss, lr, grad_norm, average_tokens_per_second,
-        100 * mfu, format_duration(eta).c_str());
+        100 * average_tokens_per_second * flops_per_token / peak, format_duration(eta).c_str());
     std::string text = line;
     if (eval_now && std::isfinite(summary.valid_loss)) {
       std::snprintf(line, sizeof line, " | valid %.4f", summary.valid_loss);
