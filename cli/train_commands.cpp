@@ -1,6 +1,7 @@
 // cli/train_commands.cpp — `hibari train --config run.toml` and `hibari config`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,14 @@ void add_train_commands(CLI::App& app) {
   auto config_path = std::make_shared<std::string>();
   CLI::App* train = app.add_subcommand("train", "train a model as described by a TOML run file");
   train->add_option("--config", *config_path, "the run file (TOML)")->required();
-  train->callback([config_path] { run_training(load_run_config(*config_path), stdout); });
+  train->callback([config_path] {
+    TrainSummary summary = run_training(load_run_config(*config_path), stdout);
+    // Stopped by SIGTERM/SIGINT (after writing a checkpoint): exit as the signal would have.
+    if (summary.stopped_by_signal != 0) {
+      std::fflush(stdout);
+      std::exit(128 + summary.stopped_by_signal);
+    }
+  });
 
   CLI::App* config =
       app.add_subcommand("config", "print every run-file key with its default and description");

@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace hibari {
 
@@ -33,6 +35,21 @@ void MetricsLog::write(int64_t step, const std::vector<Metric>& metrics) {
   if (std::fputs(line.c_str(), jsonl_) < 0 || std::fflush(jsonl_) != 0)
     fail_file(path_, "write failed (disk full?)");
   tensorboard_.flush();
+}
+
+void metrics_drop_after(const std::string& run_dir, int64_t step) {
+  const std::string path = run_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    // Every line starts {"step": N (MetricsLog::write); a torn last line of a killed run is
+    // dropped.
+    long long s = -1;
+    if (std::sscanf(line.c_str(), "{\"step\": %lld", &s) == 1 && s <= step && line.back() == '}')
+      kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
 }
 
 std::string format_duration(double seconds) {

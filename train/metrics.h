@@ -33,6 +33,10 @@ class MetricsLog {
   TensorBoardWriter tensorboard_;
 };
 
+// Drops the lines of run_dir/metrics.jsonl after `step` (a resumed run writes those steps again),
+// rewriting the file atomically.  No file: nothing to do.
+void metrics_drop_after(const std::string& run_dir, int64_t step);
+
 // "1h02m", "3m05s", "12s".
 std::string format_duration(double seconds);
 

@@ -46,6 +46,14 @@ struct TomlReader {
     if (!v) fail_file(file, where(key) + " must be a string");
     value = *v;
   }
+  void operator()(const char* key, bool& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    auto v = node->value_exact<bool>();
+    if (!v) fail_file(file, where(key) + " must be true or false");
+    value = *v;
+  }
   void operator()(const char* key, std::vector<double>& value, const char*) {
     known.insert(key);
     const toml::node* node = table.get(key);
@@ -107,6 +115,9 @@ struct ReferenceWriter {
   void operator()(const char* key, std::vector<std::string>&, const char* help) {
     line(key, "[]", help);
   }
+  void operator()(const char* key, bool& v, const char* help) {
+    line(key, v ? "true" : "false", help);
+  }
   void operator()(const char* key, std::vector<double>&, const char* help) {
     line(key, "[]", help);
   }
@@ -123,6 +134,7 @@ void for_each_section(RunConfig& c, F&& f) {
   f("train", c.train);
   f("optimizer", c.optimizer);
   f("schedule", c.schedule);
+  f("checkpoint", c.checkpoint);
   f("run", c.run);
 }
 
@@ -187,6 +199,14 @@ RunConfig load_run_config(const std::string& path) {
       c.schedule.decay != "constant")
     fail_file(path, "[schedule].decay must be cosine, linear or constant, got \"" +
                         c.schedule.decay + "\"");
+  if (c.train.nan_policy != "abort" && c.train.nan_policy != "skip")
+    fail_file(path, "[train].nan_policy must be abort or skip, got \"" + c.train.nan_policy + "\"");
+  if (c.checkpoint.every < 0 || c.checkpoint.keep < 0 || c.train.spike_factor < 0)
+    fail_file(
+        path,
+        "[checkpoint].every, [checkpoint].keep and [train].spike_factor must not be negative");
+  if (c.checkpoint.dir.empty())
+    c.checkpoint.dir = (std::filesystem::path(c.run.dir) / "ckpt").string();
   if (c.schedule.decay_steps == 0) c.schedule.decay_steps = c.train.steps;
 
   // Paths inside the file are relative to the file.
@@ -197,6 +217,7 @@ RunConfig load_run_config(const std::string& path) {
   resolve(c.model.config);
   for (std::string& p : c.data.prefixes) resolve(p);
   resolve(c.data.tokenizer);
+  resolve(c.model.init_from);
   resolve(c.data.cache_dir);
   if (c.data.names.empty()) {
     for (const std::string& p : c.data.prefixes)

@@ -12,9 +12,13 @@ namespace hibari {
 
 struct ModelSection {
   std::string config;  // path to a Hugging Face config.json, relative to the TOML file
+  std::string init_from;
   template <class V>
   void visit(V&& v) {
     v("config", config, "Hugging Face config.json of the model (path relative to this file)");
+    v("init_from", init_from,
+      "start from the weights of this Hugging Face model directory (continual pretraining); its "
+      "config.json must match `config` (default: random initialization)");
   }
 };
 
@@ -58,6 +62,8 @@ struct TrainSection {
   int64_t sample_tokens = 128;
   double sample_temperature = 0.8;
   int64_t sample_top_k = 40;
+  std::string nan_policy = "abort";
+  double spike_factor = 3.0;
   template <class V>
   void visit(V&& v) {
     v("seed", seed, "seed of initialization and data order");
@@ -76,6 +82,12 @@ struct TrainSection {
     v("sample_tokens", sample_tokens, "tokens generated per prompt");
     v("sample_temperature", sample_temperature, "sampling temperature (0: greedy)");
     v("sample_top_k", sample_top_k, "sample among the k most likely tokens (0: all)");
+    v("nan_policy", nan_policy,
+      "a NaN/Inf loss or gradient: abort (stop with an error; the last checkpoint stays good) or "
+      "skip (drop that step's update and go on)");
+    v("spike_factor", spike_factor,
+      "log a loss spike when the loss exceeds this many times the mean of the last 50 steps (0: "
+      "off)");
   }
 };
 
@@ -111,6 +123,23 @@ struct ScheduleSection {
   }
 };
 
+struct CheckpointSection {
+  int64_t every = 0;
+  int64_t keep = 3;
+  std::string dir;
+  bool resume = true;
+  bool background = true;
+  template <class V>
+  void visit(V&& v) {
+    v("every", every,
+      "write a checkpoint every this many steps (0: only at the end and on SIGTERM/SIGINT)");
+    v("keep", keep, "keep the newest this many checkpoints (0: all)");
+    v("dir", dir, "where checkpoints go (default: <run.dir>/ckpt)");
+    v("resume", resume, "continue from the newest intact checkpoint in dir when there is one");
+    v("background", background, "write checkpoints on a background thread while training goes on");
+  }
+};
+
 struct RunSection {
   std::string dir = "runs/default";
   template <class V>
@@ -127,6 +156,7 @@ struct RunConfig {
   TrainSection train;
   OptimizerSection optimizer;
   ScheduleSection schedule;
+  CheckpointSection checkpoint;
   RunSection run;
 };
 

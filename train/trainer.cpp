@@ -2,13 +2,17 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/native_checkpoint.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/loader.h"
@@ -18,12 +22,42 @@
 #include "optim/adamw.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
+#include "train/hf_weights.h"
 #include "train/metrics.h"
 #include "train/peak_flops.h"
+#include "train/train_checkpoint.h"
 
 namespace hibari {
 
 namespace {
+
+// SIGTERM and SIGINT ask the loop to write a checkpoint and stop after the current step; a second
+// one while that is going on kills the process as usual (the handler is reset after the first).
+std::atomic<int> stop_signal{0};
+
+extern "C" void on_stop_signal(int signal) {
+  stop_signal.store(signal);
+  std::signal(signal, SIG_DFL);
+}
+
+struct StopSignals {
+  StopSignals() {
+    stop_signal.store(0);
+    std::signal(SIGTERM, on_stop_signal);
+    std::signal(SIGINT, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGTERM, SIG_DFL);
+    std::signal(SIGINT, SIG_DFL);
+  }
+  int received() const { return stop_signal.load(); }
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot read");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -129,14 +163,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                     std::to_string(tokenizer->vocab_size()) + " (" +
                                     tokenizer->path() + ")");
   }
-  Loader loader = loader_open(loader_options(c, model_config.vocab_size));
-
   const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
   const int64_t accumulation = t.global_batch_size / t.micro_batch_size;
   Llama model;
   llama_create(model, model_config, B, T);
-  llama_init_parameters(model.params, model.layout, model_config.initializer_range,
-                        uint64_t(t.seed));
   AdamW optimizer;
   adamw_create(optimizer,
                {.beta1 = float(c.optimizer.beta1),
@@ -150,9 +180,38 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                       .decay_steps = c.schedule.decay_steps,
                       .decay = parse_lr_decay(c.schedule.decay)};
 
+  // Where the run starts: the newest intact checkpoint, else HF weights, else a fresh init.
+  std::vector<std::string> notes;
+  std::unique_ptr<LoadedCheckpoint> checkpoint;
+  if (c.checkpoint.resume) checkpoint = load_latest_checkpoint(c.checkpoint.dir, &notes);
+  int64_t start_step = 0;
+  std::optional<LoaderState> loader_state;
+  std::string start_source = "random initialization (seed " + std::to_string(t.seed) + ")";
+  if (checkpoint) {
+    loader_state = checkpoint_restore(*checkpoint, model, optimizer, start_step);
+    start_source = "checkpoint " + checkpoint->dir + " (step " + std::to_string(start_step) + ")";
+    checkpoint.reset();  // unmap its files
+  } else if (!c.model.init_from.empty()) {
+    load_hf_weights(model.layout, model.params, model_config, c.model.init_from);
+    start_source = "Hugging Face weights " + c.model.init_from;
+  } else {
+    llama_init_parameters(model.params, model.layout, model_config.initializer_range,
+                          uint64_t(t.seed));
+  }
+  Loader loader = loader_open(
+      loader_options(c, model_config.vocab_size), loader_state ? &*loader_state : nullptr,
+      c.checkpoint.dir + "/" + checkpoint_dir_name(start_step) + "/state.json", &notes);
+
   std::filesystem::create_directories(c.run.dir);
   write_run_files(c, model_config, c.run.dir);
+  metrics_drop_after(c.run.dir, start_step);
   MetricsLog metrics(c.run.dir);
+  const std::string config_json = model_config_to_json(model_config).dump(2) + "\n";
+  const std::string run_toml = read_text_file(c.path);
+  CheckpointWriter checkpoints;
+  checkpoints.root = c.checkpoint.dir;
+  checkpoints.keep = int(c.checkpoint.keep);
+  const StopSignals stop_signals;
 
   // MFU: say once what is divided by what.
   const double flops_per_token = llama_train_flops_per_token(model_config, T);
@@ -188,7 +247,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                "          FLOP/token = 6 x %zu matmul params + 6 x L x T x Q (causal attention)\n",
                matmul_parameter_count(model_config));
   std::fprintf(out, "          peak = %.1f GFLOP/s (%s)\n", peak / 1e9, peak_source.c_str());
-  std::fprintf(out, "  run dir %s (metrics.jsonl, TensorBoard events)\n", c.run.dir.c_str());
+  std::fprintf(out, "  run dir %s (metrics.jsonl, TensorBoard events); checkpoints %s\n",
+               c.run.dir.c_str(), c.checkpoint.dir.c_str());
+  std::fprintf(out, "  start   %s\n", start_source.c_str());
+  for (const std::string& note : notes) std::fprintf(out, "  note    %s\n", note.c_str());
   std::fflush(out);
 
   const bool live = isatty(fileno(out));
@@ -196,7 +258,9 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   TrainSummary summary;
   auto run_start = Clock::now();
   double train_seconds = 0;
-  for (int64_t step = 1; step <= t.steps; ++step) {
+  summary.resumed_from = start_step;
+  std::vector<double> recent_losses;  // for spike detection, the last 50
+  for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
     llama_zero_grads(model);
     loader_next_batch(loader);
@@ -207,11 +271,22 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       llama_backward(model);
     }
     loss /= double(accumulation);
-    if (!std::isfinite(loss))
-      fail("step " + std::to_string(step) + ": loss is " + std::to_string(loss) + "; stopping");
     double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
     double lr = learning_rate(schedule, step);
-    adamw_step(optimizer, model.params, model.grads, float(lr));
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (!finite && t.nan_policy == "abort")
+      fail("step " + std::to_string(step) + ": loss " + std::to_string(loss) + ", gradient norm " +
+           std::to_string(grad_norm) + "; stopping (nan_policy = abort; the last checkpoint is " +
+           (checkpoints.last_written >= 0 ? checkpoint_dir_name(checkpoints.last_written)
+                                          : std::string("none")) +
+           ")");
+    if (finite) {
+      adamw_step(optimizer, model.params, model.grads, float(lr));
+    } else {
+      std::fprintf(out,
+                   "%sstep %lld: loss %g, gradient norm %g: update skipped (nan_policy = skip)\n",
+                   isatty(fileno(out)) ? "\r\033[K" : "", (long long)step, loss, grad_norm);
+    }
     double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
 
@@ -233,13 +308,30 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
           row.push_back({"valid_loss/" + loader.datasets[d].name, losses[d]});
       }
     }
+    if (finite && t.spike_factor > 0 && recent_losses.size() >= 10) {
+      double mean = 0;
+      for (double l : recent_losses) mean += l;
+      mean /= double(recent_losses.size());
+      if (loss > t.spike_factor * mean) {
+        row.push_back({"loss_spike", loss / mean});
+        std::fprintf(out, "%sstep %lld: loss spike: %.4f is %.1fx the mean of the last %zu steps\n",
+                     isatty(fileno(out)) ? "\r\033[K" : "", (long long)step, loss, loss / mean,
+                     recent_losses.size());
+      }
+    }
+    if (finite) {
+      if (recent_losses.size() == 50) recent_losses.erase(recent_losses.begin());
+      recent_losses.push_back(loss);
+    }
+    if (!finite) row.push_back({"skipped_step", 1});
     metrics.write(step, row);
-    if (step == 1) summary.first_loss = loss;
+    if (step == start_step + 1) summary.first_loss = loss;
     summary.last_loss = loss;
     summary.steps = step;
 
-    double average_tokens_per_second = double(step * int64_t(tokens_per_step)) / train_seconds;
-    double eta = double(t.steps - step) * train_seconds / double(step);
+    const int64_t steps_run = step - start_step;
+    double average_tokens_per_second = double(steps_run * int64_t(tokens_per_step)) / train_seconds;
+    double eta = double(t.steps - step) * train_seconds / double(steps_run);
     char line[256];
     std::snprintf(
         line, sizeof line,
@@ -262,8 +354,38 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       std::fprintf(out, "\r\033[K%s", text.c_str());
     }
     std::fflush(out);
+
+    const int signal = stop_signals.received();
+    const bool every = c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
+    if (every || step == t.steps || signal != 0) {
+      // The last one and the one a signal asks for are written before the process goes on.
+      checkpoint_save(checkpoints, step, model, optimizer, loader, config_json, run_toml,
+                      c.checkpoint.background && step != t.steps && signal == 0);
+    }
+    if (signal != 0) {
+      summary.stopped_by_signal = signal;
+      break;
+    }
   }
-  summary.tokens_per_second = double(t.steps * int64_t(tokens_per_step)) / train_seconds;
+  std::string problem;
+  checkpoint_wait(checkpoints, problem);
+  if (!problem.empty()) std::fprintf(out, "hibari: warning: %s\n", problem.c_str());
+  if (summary.stopped_by_signal != 0) {
+    std::fprintf(out, "\nstopped by %s after step %lld; checkpoint %s\n",
+                 strsignal(summary.stopped_by_signal), (long long)summary.steps,
+                 checkpoints.last_written == summary.steps
+                     ? (c.checkpoint.dir + "/" + checkpoint_dir_name(summary.steps)).c_str()
+                     : "NOT written");
+    std::fflush(out);
+    return summary;
+  }
+  if (summary.steps == 0) {
+    std::fprintf(out, "nothing to do: the checkpoint is at step %lld of %lld\n",
+                 (long long)start_step, (long long)t.steps);
+    return summary;
+  }
+  summary.tokens_per_second =
+      double((summary.steps - start_step) * int64_t(tokens_per_step)) / train_seconds;
   std::fprintf(out, "done: %lld steps in %s, %.0f tokens/s; loss %.4f -> %.4f\n",
                (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
                summary.tokens_per_second, summary.first_loss, summary.last_loss);

@@ -14,10 +14,13 @@ struct TrainSummary {
   double last_loss = 0;
   double valid_loss = 0;  // NaN without a validation split
   double tokens_per_second = 0;
+  int64_t resumed_from = 0;   // the step of the checkpoint the run continued from (0: none)
+  int stopped_by_signal = 0;  // SIGTERM/SIGINT ended the run early (after a checkpoint)
 };
 
-// Runs the whole job.  Human-readable output (header, progress, samples) goes to `out`; a live
-// line is redrawn in place when `out` is a terminal.
+// Runs the whole job, continuing from the newest intact checkpoint when there is one.
+// Human-readable output (header, progress, samples) goes to `out`; a live line is redrawn in place
+// when `out` is a terminal.
 TrainSummary run_training(const RunConfig& config, FILE* out);
 
 }  // namespace hibari

@@ -1,13 +1,21 @@
-// Bad run files and model configs: each must end `hibari train` with exit code 1 and exactly one
-// line on stderr that names the offending file and the problem — never a crash or a stack of text.
+// `hibari train` end to end.  Bad run files and model configs: each must end it with exit code 1
+// and exactly one line on stderr that names the offending file and the problem — never a crash or
+// a stack of text.  Good runs: the same seed gives the same losses, and a run killed (-9, or
+// SIGTERM) at random moments and resumed from its checkpoints gives the losses of an uninterrupted
+// run, bit for bit.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/indexed_dataset.h"
@@ -202,6 +210,128 @@ TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
     }
   }
   fs::remove_all(dir);
+}
+
+// A run long enough to be killed in the middle: 30 steps, a checkpoint after every step (so kills
+// land in checkpoint writes too), the newest 2 kept.
+std::string resumable_run(const fs::path& run_dir) {
+  std::string run = replace(good_run, "steps = 1", "steps = 30\nlog_every = 10\npeak_flops = 1e9");
+  run = replace(run, "[run]", "[checkpoint]\nevery = 1\nkeep = 2\n[run]");
+  return replace(run, "RUNDIR", run_dir.string());
+}
+
+// Starts `hibari train --config run_file` with stdout/stderr to `log`; returns the pid.
+pid_t start_hibari(const fs::path& run_file, const fs::path& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "a");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    execl(HIBARI_EXE, HIBARI_EXE, "train", "--config", run_file.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+struct ResumeFixture {
+  fs::path dir;
+  std::vector<std::string> expected;  // the losses of an uninterrupted run
+
+  explicit ResumeFixture(const std::string& name)
+      : dir(fs::path(HIBARI_BINARY_DIR) / "test_tmp" / (name + "." + std::to_string(getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ofstream(dir / "config.json") << good_model;
+    write_text_dataset(dir);
+    std::ofstream(dir / "whole.toml") << resumable_run(dir / "whole");
+    Result r = run_hibari(dir / "whole.toml", dir);
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    expected = logged_losses(dir / "whole" / "metrics.jsonl");
+    EXPECT_EQ(expected.size(), 30u);
+    std::ofstream(dir / "run.toml") << resumable_run(dir / "run");
+  }
+  ~ResumeFixture() { fs::remove_all(dir); }
+};
+
+TEST(Resume, KillNineAtRandomMomentsThenResumeGivesTheSameLosses) {
+  ResumeFixture f("resume_kill9");
+  std::mt19937 rng(20261123);
+  int killed_mid_run = 0;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    pid_t pid = start_hibari(f.dir / "run.toml", f.dir / "log.txt");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) ++killed_mid_run;
+  }
+  Result r = run_hibari(f.dir / "run.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_GE(killed_mid_run, 4) << "the kills should land while the run is going";
+  EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
+}
+
+TEST(Resume, SigtermWritesACheckpointAndExits143) {
+  ResumeFixture f("resume_sigterm");
+  pid_t pid = start_hibari(f.dir / "run.toml", f.dir / "log.txt");
+  // Wait for the first checkpoint, then ask the run to stop.
+  for (int i = 0; i < 1000 && !fs::exists(f.dir / "run" / "ckpt" / "latest"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 0) GTEST_SKIP() << "the run finished before the signal arrived";
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+  std::ifstream log(f.dir / "log.txt");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("stopped by"), std::string::npos) << text;
+  size_t steps_before = logged_losses(f.dir / "run" / "metrics.jsonl").size();
+  EXPECT_LT(steps_before, 30u);
+  Result r = run_hibari(f.dir / "run.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
+}
+
+// The newest checkpoint (of the finished run) is corrupt: the run goes back to the one before,
+// says so, redoes the last step and still ends with the uninterrupted run's losses.
+TEST(Resume, CorruptNewestCheckpointFallsBackToThePreviousOne) {
+  ResumeFixture f("resume_corrupt");
+  ASSERT_EQ(run_hibari(f.dir / "run.toml", f.dir).exit_code, 0);
+  fs::path newest = f.dir / "run" / "ckpt" / "step_000030" / "model.safetensors";
+  ASSERT_TRUE(fs::exists(newest));
+  {
+    std::fstream file(newest, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(-5, std::ios::end);
+    file.put('\x7f');
+  }
+  fs::path log = f.dir / "log.txt";
+  pid_t pid = start_hibari(f.dir / "run.toml", log);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("skipping a corrupt checkpoint"), std::string::npos) << text;
+  EXPECT_NE(text.find("checksum mismatch"), std::string::npos) << text;
+  EXPECT_NE(text.find("step_000029 (step 29)"), std::string::npos) << text;
+  EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
+}
+
+TEST(Resume, CheckpointOfAnotherModelIsAOneLineError) {
+  ResumeFixture f("resume_other_model");
+  std::string partial = replace(resumable_run(f.dir / "run"), "steps = 30", "steps = 2");
+  std::ofstream(f.dir / "partial.toml") << partial;
+  ASSERT_EQ(run_hibari(f.dir / "partial.toml", f.dir).exit_code, 0);
+  std::ofstream(f.dir / "config.json")
+      << replace(good_model, "\"intermediate_size\": 64", "\"intermediate_size\": 96");
+  Result r = run_hibari(f.dir / "run.toml", f.dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("step_000002/config.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("intermediate_size"), std::string::npos) << r.stderr_text;
 }
 
 }  // namespace

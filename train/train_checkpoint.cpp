@@ -1,0 +1,114 @@
+// train/train_checkpoint.cpp — see train_checkpoint.h.
+#include "train/train_checkpoint.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/config.h"
+
+namespace hibari {
+
+namespace {
+
+std::vector<int64_t> shape_of(const ParamInfo& p) {
+  if (p.ndim == 1) return {int64_t(p.shape[0])};
+  return {int64_t(p.shape[0]), int64_t(p.shape[1])};
+}
+
+}  // namespace
+
+CheckpointWriter::~CheckpointWriter() {
+  if (thread.joinable()) thread.join();
+}
+
+void checkpoint_wait(CheckpointWriter& w, std::string& problem) {
+  problem.clear();
+  if (w.thread.joinable()) w.thread.join();
+  if (w.error) {
+    try {
+      std::rethrow_exception(w.error);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    w.error = nullptr;
+  }
+}
+
+void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, const AdamW& optimizer,
+                     Loader& loader, const std::string& config_json, const std::string& run_toml,
+                     bool background) {
+  std::string problem;
+  checkpoint_wait(w, problem);
+  if (!problem.empty()) std::fprintf(stderr, "hibari: warning: %s\n", problem.c_str());
+
+  const size_t n = model.layout.total;
+  w.snapshot.resize(3 * n);  // allocated at the first checkpoint only
+  std::memcpy(w.snapshot.data(), model.params, n * sizeof(float));
+  std::memcpy(w.snapshot.data() + n, optimizer.m.data(), n * sizeof(float));
+  std::memcpy(w.snapshot.data() + 2 * n, optimizer.v.data(), n * sizeof(float));
+
+  w.content.step = step;
+  w.content.tensor_files.clear();
+  std::vector<CheckpointTensor>& params = w.content.tensor_files["model"];
+  std::vector<CheckpointTensor>& moments = w.content.tensor_files["optimizer"];
+  for (const ParamInfo& p : model.layout.params) {
+    params.push_back({p.name, shape_of(p), w.snapshot.data() + p.offset});
+    moments.push_back({"exp_avg." + p.name, shape_of(p), w.snapshot.data() + n + p.offset});
+    moments.push_back({"exp_avg_sq." + p.name, shape_of(p), w.snapshot.data() + 2 * n + p.offset});
+  }
+  nlohmann::json state = {{"step", step},
+                          {"optimizer_step", optimizer.step},
+                          {"loader", loader_state_to_json(loader_checkpoint_state(loader))}};
+  w.content.text_files = {
+      {"state.json", state.dump(2) + "\n"}, {"config.json", config_json}, {"run.toml", run_toml}};
+  auto write = [&w] {
+    try {
+      write_checkpoint(w.root, w.content, w.keep);
+      w.last_written = w.content.step;
+    } catch (...) {
+      w.error = std::current_exception();
+    }
+  };
+  if (background) {
+    w.thread = std::thread(write);
+  } else {
+    write();
+  }
+}
+
+LoaderState checkpoint_restore(const LoadedCheckpoint& c, Llama& model, AdamW& optimizer,
+                               int64_t& step) {
+  const std::string config_path = c.dir + "/config.json";
+  nlohmann::json saved;
+  try {
+    saved = nlohmann::json::parse(c.text("config.json"));
+  } catch (const nlohmann::json::exception&) {
+    fail_file(config_path, "malformed JSON");
+  }
+  const nlohmann::json now = model_config_to_json(model.config);
+  for (const auto& [key, value] : now.items()) {
+    if (!saved.contains(key) || saved[key] != value)
+      fail_file(config_path, "a checkpoint of another model: " + key + " is " +
+                                 (saved.contains(key) ? saved[key].dump() : "absent") + " there, " +
+                                 value.dump() + " in this run's model");
+  }
+  const SafeTensorsFile& params = c.tensors("model");
+  const SafeTensorsFile& moments = c.tensors("optimizer");
+  for (const ParamInfo& p : model.layout.params) {
+    params.read_f32_into(p.name, model.params + p.offset, shape_of(p));
+    moments.read_f32_into("exp_avg." + p.name, optimizer.m.data() + p.offset, shape_of(p));
+    moments.read_f32_into("exp_avg_sq." + p.name, optimizer.v.data() + p.offset, shape_of(p));
+  }
+  const std::string state_path = c.dir + "/state.json";
+  try {
+    nlohmann::json state = nlohmann::json::parse(c.text("state.json"));
+    step = state.at("step").get<int64_t>();
+    optimizer.step = state.at("optimizer_step").get<int64_t>();
+    return loader_state_from_json(state.at("loader"), state_path);
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(state_path, std::string("malformed training state: ") + e.what());
+  }
+}
+
+}  // namespace hibari
