@@ -15,5 +15,6 @@ void add_tokenizer_commands(CLI::App& app);  // tokenizer encode|decode  (tokeni
 // tokenizer extend, added to the `tokenizer` subcommand (tokenizer_extend_command.cpp).
 void add_tokenizer_extend_command(CLI::App& tokenizer);
 void add_convert_command(CLI::App& app);  // convert                  (convert_command.cpp)
+void add_supervise_command(CLI::App& app);  // supervise (supervise_command.cpp)
 
 }  // namespace hibari::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   hibari::cli::add_data_commands(app);
   hibari::cli::add_tokenizer_commands(app);
   hibari::cli::add_convert_command(app);
+  hibari::cli::add_supervise_command(app);
 
   try {
     app.parse(argc, argv);
