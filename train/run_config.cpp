@@ -201,10 +201,11 @@ RunConfig load_run_config(const std::string& path) {
                         c.schedule.decay + "\"");
   if (c.train.nan_policy != "abort" && c.train.nan_policy != "skip")
     fail_file(path, "[train].nan_policy must be abort or skip, got \"" + c.train.nan_policy + "\"");
-  if (c.checkpoint.every < 0 || c.checkpoint.keep < 0 || c.train.spike_factor < 0)
-    fail_file(
-        path,
-        "[checkpoint].every, [checkpoint].keep and [train].spike_factor must not be negative");
+  if (c.checkpoint.every < 0 || c.checkpoint.keep < 0 || c.train.spike_factor < 0 ||
+      c.train.freeze_vocab_below < 0)
+    fail_file(path,
+              "[checkpoint].every, [checkpoint].keep, [train].spike_factor and "
+              "[train].freeze_vocab_below must not be negative");
   if (c.checkpoint.dir.empty())
     c.checkpoint.dir = (std::filesystem::path(c.run.dir) / "ckpt").string();
   if (c.schedule.decay_steps == 0) c.schedule.decay_steps = c.train.steps;

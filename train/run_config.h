@@ -62,6 +62,7 @@ struct TrainSection {
   int64_t sample_tokens = 128;
   double sample_temperature = 0.8;
   int64_t sample_top_k = 40;
+  int64_t freeze_vocab_below = 0;
   std::string nan_policy = "abort";
   double spike_factor = 3.0;
   template <class V>
@@ -82,6 +83,9 @@ struct TrainSection {
     v("sample_tokens", sample_tokens, "tokens generated per prompt");
     v("sample_temperature", sample_temperature, "sampling temperature (0: greedy)");
     v("sample_top_k", sample_top_k, "sample among the k most likely tokens (0: all)");
+    v("freeze_vocab_below", freeze_vocab_below,
+      "keep the embedding and output rows of token ids below this fixed (after `hibari convert "
+      "--resize-vocab`: the original vocabulary size, so only the new tokens' rows train); 0: off");
     v("nan_policy", nan_policy,
       "a NaN/Inf loss or gradient: abort (stop with an error; the last checkpoint stays good) or "
       "skip (drop that step's update and go on)");

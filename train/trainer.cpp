@@ -74,10 +74,30 @@ void write_run_files(const RunConfig& c, const ModelConfig& model, const std::st
   if (!json) fail_file(dir + "/config.json", "write failed");
 }
 
-std::vector<ParamRange> adamw_ranges(const ParameterLayout& layout) {
+// The embedding and output matrices, whose first `frozen_rows` rows a continual-pretraining run
+// with an extended vocabulary may keep fixed.
+bool is_vocab_matrix(const ParamInfo& p) {
+  return p.name == "model.embed_tokens.weight" || p.name == "lm_head.weight";
+}
+
+// What AdamW updates: every parameter, less the frozen rows of the vocabulary matrices (so neither
+// their moments nor weight decay touch them).
+std::vector<ParamRange> adamw_ranges(const ParameterLayout& layout, size_t frozen_rows) {
   std::vector<ParamRange> ranges;
-  for (const ParamInfo& p : layout.params) ranges.push_back({p.offset, p.numel, p.weight_decay});
+  for (const ParamInfo& p : layout.params) {
+    size_t skip = is_vocab_matrix(p) ? std::min(frozen_rows, p.shape[0]) * p.shape[1] : 0;
+    if (p.numel > skip) ranges.push_back({p.offset + skip, p.numel - skip, p.weight_decay});
+  }
   return ranges;
+}
+
+// Zeroes the gradient of the frozen rows, so that the gradient norm and clipping see only what
+// trains.
+void zero_frozen_grads(const ParameterLayout& layout, float* grads, size_t frozen_rows) {
+  for (const ParamInfo& p : layout.params) {
+    if (!is_vocab_matrix(p)) continue;
+    std::fill_n(grads + p.offset, std::min(frozen_rows, p.shape[0]) * p.shape[1], 0.0f);
+  }
 }
 
 // Validation loss per dataset: the mean over `eval_batches` fixed micro-batches of its validation
@@ -154,6 +174,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     fail_file(c.model.config, "[train].seq_length " + std::to_string(t.seq_length) +
                                   " exceeds max_position_embeddings " +
                                   std::to_string(model_config.max_position_embeddings));
+  if (size_t(t.freeze_vocab_below) > model_config.vocab_size)
+    fail_file(c.path, "[train].freeze_vocab_below " + std::to_string(t.freeze_vocab_below) +
+                          " exceeds the model's vocab_size " +
+                          std::to_string(model_config.vocab_size));
   std::optional<TextTokenizer> tokenizer;
   if (!c.data.tokenizer.empty()) {
     tokenizer = load_text_tokenizer(c.data.tokenizer);
@@ -173,7 +197,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                 .beta2 = float(c.optimizer.beta2),
                 .eps = float(c.optimizer.eps),
                 .weight_decay = float(c.optimizer.weight_decay)},
-               adamw_ranges(model.layout), model.layout.total);
+               adamw_ranges(model.layout, size_t(t.freeze_vocab_below)), model.layout.total);
   LrSchedule schedule{.lr = c.optimizer.lr,
                       .min_lr = c.optimizer.min_lr,
                       .warmup_steps = c.schedule.warmup_steps,
@@ -271,6 +295,8 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       llama_backward(model);
     }
     loss /= double(accumulation);
+    if (t.freeze_vocab_below > 0)
+      zero_frozen_grads(model.layout, model.grads, size_t(t.freeze_vocab_below));
     double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
     double lr = learning_rate(schedule, step);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "checkpoint/native_checkpoint.h"
 #include "data/indexed_dataset.h"
 
 namespace {
@@ -332,6 +333,31 @@ TEST(Resume, CheckpointOfAnotherModelIsAOneLineError) {
   EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("step_000002/config.json"), std::string::npos) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("intermediate_size"), std::string::npos) << r.stderr_text;
+}
+
+// freeze_vocab_below: the embedding and output rows of ids below it stay as they were; the rows
+// above it (the Japanese bytes 0xE3.. of the data, here) train.
+TEST(Train, FrozenVocabularyRowsStayFixed) {
+  ResumeFixture f("freeze_vocab");
+  std::string run = replace(resumable_run(f.dir / "frozen"), "steps = 30", "steps = 6");
+  run = replace(run, "keep = 2", "keep = 0");
+  run = replace(run, "peak_flops", "freeze_vocab_below = 200\npeak_flops");
+  std::ofstream(f.dir / "frozen.toml") << run;
+  Result r = run_hibari(f.dir / "frozen.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  hibari::LoadedCheckpoint first =
+      hibari::load_checkpoint((f.dir / "frozen" / "ckpt" / "step_000001").string());
+  hibari::LoadedCheckpoint last =
+      hibari::load_checkpoint((f.dir / "frozen" / "ckpt" / "step_000006").string());
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    std::vector<float> a = first.tensors("model").read_f32(name);
+    std::vector<float> b = last.tensors("model").read_f32(name);
+    const size_t hidden = 32, frozen = 200 * hidden;
+    EXPECT_TRUE(std::equal(a.begin(), a.begin() + frozen, b.begin())) << name;
+    EXPECT_FALSE(std::equal(a.begin() + frozen, a.end(), b.begin() + frozen)) << name;
+    std::vector<float> m = last.tensors("optimizer").read_f32(std::string("exp_avg.") + name);
+    EXPECT_TRUE(std::all_of(m.begin(), m.begin() + frozen, [](float x) { return x == 0; })) << name;
+  }
 }
 
 }  // namespace
