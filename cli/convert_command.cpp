@@ -1,5 +1,6 @@
-// cli/convert_command.cpp — `hibari convert`: a Hugging Face model directory read into hibari's
-// flat parameter buffer and written back out (as Hugging Face, for now), optionally with another
+// cli/convert_command.cpp — `hibari convert`: a Hugging Face model directory or a hibari checkpoint
+// read into hibari's flat parameter buffer and written back out (as Hugging Face, for now),
+// optionally with another
 // dtype, shard size or a grown vocabulary.
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/native_checkpoint.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/config.h"
@@ -37,14 +39,28 @@ void run_convert(const ConvertArgs& args) {
   }
   options.max_shard_bytes = parse_byte_size(args.max_shard_size, "--max-shard-size");
 
-  const std::string config_path = (std::filesystem::path(args.from) / "config.json").string();
+  // A native checkpoint (its directory, or a checkpoint root whose newest intact one is taken)
+  // holds config.json and model.safetensors under HF names; it is verified against its manifest
+  // first.
+  std::string from = args.from;
+  std::unique_ptr<LoadedCheckpoint> checkpoint;
+  if (std::filesystem::exists(std::filesystem::path(from) / "manifest.json")) {
+    checkpoint = std::make_unique<LoadedCheckpoint>(load_checkpoint(from));
+  } else if (std::filesystem::exists(std::filesystem::path(from) / "latest")) {
+    std::vector<std::string> notes;
+    checkpoint = load_latest_checkpoint(from, &notes);
+    for (const std::string& note : notes) std::fprintf(stderr, "hibari: %s\n", note.c_str());
+    if (checkpoint) from = checkpoint->dir;
+  }
+  checkpoint.reset();
+  const std::string config_path = (std::filesystem::path(from) / "config.json").string();
   if (!std::filesystem::exists(config_path)) {
     fail_file(config_path, "missing (not a Hugging Face model directory?)");
   }
   ModelConfig config = load_model_config(config_path);
   ParameterLayout layout = llama_parameter_layout(config);
   std::vector<float> params(layout.total);
-  load_hf_weights(layout, params.data(), config, args.from);
+  load_hf_weights(layout, params.data(), config, from);
 
   if (args.resize_vocab > 0 && args.resize_vocab != config.vocab_size) {
     std::vector<float> grown;
@@ -65,7 +81,9 @@ void add_convert_command(CLI::App& app) {
   ConvertArgs& a = *args;
   CLI::App* cmd = app.add_subcommand(
       "convert", "read a Hugging Face Llama directory into hibari and write it out again");
-  cmd->add_option("--from", a.from, "Hugging Face model directory (config.json + safetensors)")
+  cmd->add_option("--from", a.from,
+                  "Hugging Face model directory (config.json + safetensors), a hibari checkpoint "
+                  "(ckpt/step_000123), or a checkpoint folder (ckpt: its newest intact one)")
       ->required();
   cmd->add_option("--to", a.to, "output format: hf")->capture_default_str();
   cmd->add_option("--output", a.output, "output directory (must not exist, or be empty)")

@@ -360,4 +360,21 @@ TEST(Train, FrozenVocabularyRowsStayFixed) {
   }
 }
 
+// The newest checkpoint of a run, exported to Hugging Face as f32: the same bits as the checkpoint.
+TEST(Train, ConvertExportsTheNewestCheckpoint) {
+  ResumeFixture f("convert_checkpoint");
+  fs::path out = f.dir / "hf";
+  std::string command = std::string(HIBARI_EXE) + " convert --from " +
+                        (f.dir / "whole" / "ckpt").string() + " --to hf --output " + out.string() +
+                        " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  hibari::LoadedCheckpoint newest =
+      hibari::load_checkpoint((f.dir / "whole" / "ckpt" / "step_000030").string());
+  hibari::SafeTensorsFile exported = hibari::safetensors_read((out / "model.safetensors").string());
+  const hibari::SafeTensorsFile& saved = newest.tensors("model");
+  ASSERT_EQ(exported.tensors.size(), saved.tensors.size());
+  for (const hibari::SafeTensorInfo& t : saved.tensors)
+    EXPECT_EQ(exported.read_f32(t.name), saved.read_f32(t.name)) << t.name;
+}
+
 }  // namespace
