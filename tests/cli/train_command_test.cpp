@@ -377,4 +377,31 @@ TEST(Train, ConvertExportsTheNewestCheckpoint) {
     EXPECT_EQ(exported.read_f32(t.name), saved.read_f32(t.name)) << t.name;
 }
 
+// Continual pretraining: a run started from exported HF weights (`[model].init_from`) starts where
+// the first run ended, not from a random model; a directory of another shape is refused.
+TEST(Train, InitFromHuggingFaceWeights) {
+  ResumeFixture f("init_from");
+  fs::path hf = f.dir / "hf";
+  std::string command = std::string(HIBARI_EXE) + " convert --from " +
+                        (f.dir / "whole" / "ckpt").string() + " --to hf --output " + hf.string() +
+                        " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  std::string run = replace(resumable_run(f.dir / "continued"), "config = \"config.json\"",
+                            "config = \"config.json\"\ninit_from = \"hf\"");
+  std::ofstream(f.dir / "continued.toml") << run;
+  Result r = run_hibari(f.dir / "continued.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<std::string> losses = logged_losses(f.dir / "continued" / "metrics.jsonl");
+  ASSERT_EQ(losses.size(), 30u);
+  // The same batches as the first run's first step, on weights trained for 30 steps.
+  EXPECT_LT(std::stod(losses[0]), std::stod(f.expected[0]) - 0.05);
+
+  std::ofstream(f.dir / "config.json")
+      << replace(good_model, "\"intermediate_size\": 64", "\"intermediate_size\": 96");
+  fs::remove_all(f.dir / "continued");
+  r = run_hibari(f.dir / "continued.toml", f.dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.stderr_text.find("hf/config.json"), std::string::npos) << r.stderr_text;
+}
+
 }  // namespace
