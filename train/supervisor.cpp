@@ -121,8 +121,10 @@ int wait_child(pid_t pid, int& stop_signal) {
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) return status;
     if (r < 0 && errno != EINTR) fail(std::string("supervise: waitpid: ") + std::strerror(errno));
-    // The child's SIGCHLD stays pending (blocked) if it ended since waitpid: no lost wake-up.
-    const int sig = ::sigwaitinfo(&set, nullptr);
+    // The child's SIGCHLD stays pending (blocked) if it ended since waitpid: no lost wake-up.  The
+    // timeout covers a caller with other threads, one of which may take the SIGCHLD instead.
+    const timespec second = {.tv_sec = 1, .tv_nsec = 0};
+    const int sig = ::sigtimedwait(&set, nullptr, &second);
     if (sig == SIGTERM || sig == SIGINT) {
       stop_signal = sig;
       ::kill(-pid, sig);

@@ -37,8 +37,10 @@ std::string signal_name(int signal);
 // exit code for the supervisor: 0; the command's last exit code (128 + signal when a signal ended
 // it) after the last restart; 128 + the signal when stopped by SIGTERM/SIGINT; 127 (126) when the
 // command cannot be found (run), with one line on `err` and no restarts.  Throws hibari::Error for
-// bad options or a log file that cannot be opened.  Single-threaded callers only: it blocks
-// SIGCHLD, SIGTERM and SIGINT in the calling thread while it runs (restored on return).
+// bad options or a log file that cannot be opened.  It blocks SIGCHLD, SIGTERM and SIGINT in the
+// calling thread while it runs (restored on return): meant for a single-threaded process (the
+// `hibari supervise` command), where a stop signal always reaches it.  When each attempt ends,
+// what is left of its process group gets SIGTERM.
 int supervise(const SuperviseOptions& options, FILE* err);
 
 }  // namespace hibari
