@@ -202,7 +202,7 @@ RunConfig load_run_config(const std::string& path) {
   if (c.train.nan_policy != "abort" && c.train.nan_policy != "skip")
     fail_file(path, "[train].nan_policy must be abort or skip, got \"" + c.train.nan_policy + "\"");
   if (c.checkpoint.every < 0 || c.checkpoint.keep < 0 || c.train.spike_factor < 0 ||
-      c.train.freeze_vocab_below < 0)
+      c.train.freeze_vocab_below < 0 || c.train.watchdog_seconds < 0)
     fail_file(path,
               "[checkpoint].every, [checkpoint].keep, [train].spike_factor and "
               "[train].freeze_vocab_below must not be negative");

@@ -63,6 +63,7 @@ struct TrainSection {
   double sample_temperature = 0.8;
   int64_t sample_top_k = 40;
   int64_t freeze_vocab_below = 0;
+  double watchdog_seconds = 3600;
   std::string nan_policy = "abort";
   double spike_factor = 3.0;
   template <class V>
@@ -86,6 +87,9 @@ struct TrainSection {
     v("freeze_vocab_below", freeze_vocab_below,
       "keep the embedding and output rows of token ids below this fixed (after `hibari convert "
       "--resize-vocab`: the original vocabulary size, so only the new tokens' rows train); 0: off");
+    v("watchdog_seconds", watchdog_seconds,
+      "abort the run (exit code 3, naming the phase) when one phase of a step (data, forward, "
+      "backward, optimizer, validation, checkpoint) takes longer than this; 0: no watchdog");
     v("nan_policy", nan_policy,
       "a NaN/Inf loss or gradient: abort (stop with an error; the last checkpoint stays good) or "
       "skip (drop that step's update and go on)");

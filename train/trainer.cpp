@@ -26,6 +26,7 @@
 #include "train/metrics.h"
 #include "train/peak_flops.h"
 #include "train/train_checkpoint.h"
+#include "train/watchdog.h"
 
 namespace hibari {
 
@@ -236,6 +237,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   checkpoints.root = c.checkpoint.dir;
   checkpoints.keep = int(c.checkpoint.keep);
   const StopSignals stop_signals;
+  Watchdog watchdog(t.watchdog_seconds, stderr);
 
   // MFU: say once what is divided by what.
   const double flops_per_token = llama_train_flops_per_token(model_config, T);
@@ -287,16 +289,21 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
     llama_zero_grads(model);
+    watchdog_enter(watchdog, "data", step);
     loader_next_batch(loader);
     double loss = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
+      watchdog_enter(watchdog, "data", step);
       loader_read_micro_batch(loader, micro, inputs.data(), targets.data());
+      watchdog_enter(watchdog, "forward", step);
       loss += llama_forward(model, inputs.data(), targets.data(), B, T, 1.0f / float(accumulation));
+      watchdog_enter(watchdog, "backward", step);
       llama_backward(model);
     }
     loss /= double(accumulation);
     if (t.freeze_vocab_below > 0)
       zero_frozen_grads(model.layout, model.grads, size_t(t.freeze_vocab_below));
+    watchdog_enter(watchdog, "optimizer", step);
     double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
     double lr = learning_rate(schedule, step);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
@@ -326,6 +333,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                {"tokens", double(step) * double(tokens_per_step)}};
     bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
     if (eval_now) {
+      watchdog_enter(watchdog, "validation", step);
       std::vector<double> losses = validation_losses(model, loader, t, inputs, targets);
       summary.valid_loss = blended_loss(losses, loader.weights);
       row.push_back({"valid_loss", summary.valid_loss});
@@ -385,9 +393,11 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     const bool every = c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
     if (every || step == t.steps || signal != 0) {
       // The last one and the one a signal asks for are written before the process goes on.
+      watchdog_enter(watchdog, "checkpoint", step);
       checkpoint_save(checkpoints, step, model, optimizer, loader, config_json, run_toml,
                       c.checkpoint.background && step != t.steps && signal == 0);
     }
+    watchdog_idle(watchdog);
     if (signal != 0) {
       summary.stopped_by_signal = signal;
       break;

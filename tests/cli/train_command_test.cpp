@@ -404,4 +404,18 @@ TEST(Train, InitFromHuggingFaceWeights) {
   EXPECT_NE(r.stderr_text.find("hf/config.json"), std::string::npos) << r.stderr_text;
 }
 
+// A phase longer than watchdog_seconds ends the run with exit code 3 and a line naming the step and
+// the phase (here every phase is too long).
+TEST(Train, WatchdogNamesTheStuckPhase) {
+  ResumeFixture f("watchdog");
+  std::string run =
+      replace(resumable_run(f.dir / "stuck"), "peak_flops", "watchdog_seconds = 1e-6\npeak_flops");
+  std::ofstream(f.dir / "stuck.toml") << run;
+  Result r = run_hibari(f.dir / "stuck.toml", f.dir);
+  EXPECT_EQ(r.exit_code, 3) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("hibari: error: watchdog: step 1 stuck in phase \""),
+            std::string::npos)
+      << r.stderr_text;
+}
+
 }  // namespace
