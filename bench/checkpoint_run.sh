@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench/checkpoint_run.sh — checkpoint write MB/s beside the disk's sequential write rate, and the
+# stall a checkpoint causes in the training step (see bench/README.md, "Checkpoints").
+#
+#   bash bench/checkpoint_run.sh [build_dir]     # default build_dir: build-bench
+#
+# Uses build_dir/bench/checkpoint_bench (or build_dir/checkpoint_bench) when it exists; otherwise
+# builds that one target (`cmake --build build_dir --target checkpoint_bench`), if build_dir is a
+# configured CMake build directory.
+# Environment (read, never changed):
+#   THREADS   training threads (default 2, as bench/run.sh)
+#   DIR       where the checkpoints are written (default: build_dir, the repository's disk); the
+#             benchmark works in DIR/checkpoint_bench.<pid>/ and removes it afterwards
+#   REPEATS   runs of each write measurement and background/foreground checkpoints (default 3)
+#   STEPS     timed steps without checkpoints (default 6)
+#   ARGS      further flags for checkpoint_bench (model size: --hidden --layers ... --batch)
+set -euo pipefail
+
+build=${1:-build-bench}
+threads=${THREADS:-2}
+dir=${DIR:-$build}
+repeats=${REPEATS:-3}
+steps=${STEPS:-6}
+
+die() {
+  echo "bench/checkpoint_run.sh: $*" >&2
+  exit 1
+}
+
+bin=$build/bench/checkpoint_bench
+[[ -x $bin ]] || bin=$build/checkpoint_bench
+if [[ ! -x $bin ]]; then
+  [[ -f $build/CMakeCache.txt ]] ||
+    die "no $build/bench/checkpoint_bench and $build is not a CMake build directory (cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DHIBARI_BENCH=ON)"
+  cmake --build "$build" -j2 --target checkpoint_bench >&2
+  bin=$build/bench/checkpoint_bench
+  [[ -x $bin ]] || bin=$build/checkpoint_bench
+  [[ -x $bin ]] || die "building checkpoint_bench in $build gave no binary"
+fi
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer, got '$threads'"
+mkdir -p "$dir"
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+read -r fs_dev fs_type fs_mount < <(df --output=source,fstype,target "$dir" | tail -n 1)
+echo "hibari checkpoint write and training stall, $threads thread(s)"
+echo "  binary               $bin"
+echo "  cpu                  ${cpu:-unknown}, $(nproc) online"
+echo "  dir                  $(cd "$dir" && pwd) ($fs_dev, $fs_type, mounted on $fs_mount)"
+for var in OPENBLAS_CORETYPE OMP_NUM_THREADS OPENBLAS_NUM_THREADS OMP_PROC_BIND OMP_PLACES \
+  GOMP_CPU_AFFINITY; do
+  printf '  %-20s %s\n' "$var" "${!var-<unset>}"
+done
+read -r load1 _ </proc/loadavg
+echo "  load average (1m)    $load1"
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "  warning: the machine is not idle; other work will distort these numbers" >&2
+fi
+echo
+
+# shellcheck disable=SC2086  # ARGS is a list of flags
+"$bin" --dir "$dir" --threads "$threads" --repeats "$repeats" --steps "$steps" ${ARGS:-}
