@@ -27,7 +27,11 @@
 //
 //   checkpoint_bench --dir DIR [--threads N] [--repeats N] [--steps N] [--warmup N]
 //                    [--vocab V --hidden C --layers L --heads NH --kv-heads NKV
-//                     --intermediate F --seq T --batch B] [--seed S]
+//                     --intermediate F --seq T --batch B] [--seed S] [--pause-ms MS]
+// --pause-ms: a pause before each disk / write_checkpoint run (after the previous run's files are
+// removed).  On a VM that hands freed memory back to its host (Firecracker's balloon), page-cache
+// pages freed a few seconds ago are faulted in again at ~300-400 MB/s, as a run's checkpoint every
+// N steps is; with no pause the write reuses the pages just freed.
 // The default model is bench/README.md's configuration B (19.5M parameters; a 234 MB checkpoint).
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -47,6 +51,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "checkpoint/native_checkpoint.h"
@@ -90,7 +95,8 @@ double median(std::vector<double> v) {
   if (!problem.empty()) std::cerr << "checkpoint_bench: " << problem << "\n";
   std::cerr << "usage: checkpoint_bench --dir DIR [--threads N] [--repeats N] [--steps N]\n"
             << "       [--warmup N] [--vocab V] [--hidden C] [--layers L] [--heads NH]\n"
-            << "       [--kv-heads NKV] [--intermediate F] [--seq T] [--batch B] [--seed S]\n";
+            << "       [--kv-heads NKV] [--intermediate F] [--seq T] [--batch B] [--seed S]\n"
+            << "       [--pause-ms MS]\n";
   std::exit(problem.empty() ? 0 : 2);
 }
 
@@ -270,7 +276,7 @@ int run(int argc, char** argv) {
   std::string dir;
   size_t vocab = 32000, hidden = 256, layers = 4, heads = 4, kv_heads = 2, intermediate = 768;
   size_t seq = 256, batch = 8;
-  size_t threads = 2, repeats = 3, steps = 6, warmup = 2, seed = 1234;
+  size_t threads = 2, repeats = 3, steps = 6, warmup = 2, seed = 1234, pause_ms = 0;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") usage("");
@@ -293,6 +299,7 @@ int run(int argc, char** argv) {
                     : flag == "--steps"        ? &steps
                     : flag == "--warmup"       ? &warmup
                     : flag == "--seed"         ? &seed
+                    : flag == "--pause-ms"     ? &pause_ms
                                                : nullptr;
     if (!field) usage("unknown flag " + flag);
     *field = parse_size(flag, value);
@@ -374,6 +381,7 @@ int run(int argc, char** argv) {
   // the writer's own CPU time, which a background write takes from training on a busy machine.
   std::vector<double> disk_s, disk_cpu;
   for (size_t r = 0; r < repeats; ++r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
     const double cpu0 = process_cpu_s();
     disk_s.push_back(disk_write_seconds((work / "disk_test").string(), tensor_bytes, block));
     disk_cpu.push_back(process_cpu_s() - cpu0);
@@ -385,6 +393,7 @@ int run(int argc, char** argv) {
   for (size_t r = 0; r < repeats; ++r) {
     const fs::path root = work / "write";
     hibari::CheckpointContent c = model_content(model, opt, t.step, config_json);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
     const double cpu0 = process_cpu_s();
     auto t0 = Clock::now();
     hibari::write_checkpoint(root.string(), c, 0);
@@ -451,7 +460,8 @@ int run(int argc, char** argv) {
             << "M parameters (vocab " << vocab << ", d " << hidden << ", " << layers
             << " layers, ffn " << intermediate << "), B=" << batch << " T=" << seq << ", "
             << hibari::num_threads() << " threads, dir " << fs::absolute(dir).string() << "\n\n";
-  std::cout << "| write | MB | s (median of " << repeats << ") | MB/s | of disk | CPU s |\n"
+  std::cout << "| write (pause " << pause_ms << " ms before each) | MB | s (median of " << repeats
+            << ") | MB/s | of disk | CPU s |\n"
             << "|---|---:|---:|---:|---:|---:|\n"
             << "| disk: write(2), 8 MiB blocks, fsync | " << fmt("%.1f", disk_mb) << " | "
             << fmt("%.3f", disk_med) << " | " << fmt("%.0f", disk_mb / disk_med) << " | 100% | "

@@ -13,6 +13,7 @@
 #             benchmark works in DIR/checkpoint_bench.<pid>/ and removes it afterwards
 #   REPEATS   runs of each write measurement and background/foreground checkpoints (default 3)
 #   STEPS     timed steps without checkpoints (default 6)
+#   PAUSE_MS  pause before each disk / write_checkpoint run (default 0; see checkpoint_bench.cpp)
 #   ARGS      further flags for checkpoint_bench (model size: --hidden --layers ... --batch)
 set -euo pipefail
 
@@ -21,6 +22,7 @@ threads=${THREADS:-2}
 dir=${DIR:-$build}
 repeats=${REPEATS:-3}
 steps=${STEPS:-6}
+pause_ms=${PAUSE_MS:-0}
 
 die() {
   echo "bench/checkpoint_run.sh: $*" >&2
@@ -58,4 +60,5 @@ fi
 echo
 
 # shellcheck disable=SC2086  # ARGS is a list of flags
-"$bin" --dir "$dir" --threads "$threads" --repeats "$repeats" --steps "$steps" ${ARGS:-}
+"$bin" --dir "$dir" --threads "$threads" --repeats "$repeats" --steps "$steps" \
+  --pause-ms "$pause_ms" ${ARGS:-}
