@@ -15,7 +15,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/dtype.h"
-#include "core/error.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -23,26 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-// The error starts with `path: `, holds `phrase` and is one line.
-testing::AssertionResult one_line_error(const std::string& msg, const std::string& path,
-                                        const std::string& phrase) {
-  if (msg.rfind(path + ": ", 0) != 0 || msg.find(phrase) == std::string::npos ||
-      msg.find('\n') != std::string::npos) {
-    return testing::AssertionFailure()
-           << "expected '" << path << ": ...'" << phrase << "...', got: " << msg;
-  }
-  return testing::AssertionSuccess();
-}
+using test::error_of;
+using test::one_line_error;
 
 std::vector<float> ramp(size_t n, float scale) {
   std::vector<float> v(n);

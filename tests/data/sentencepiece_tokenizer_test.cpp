@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -19,16 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path demo = fs::path(HIBARI_SOURCE_DIR) / "examples/demo";
 
-// The message of the hibari::Error that f throws ("" when it throws none).
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // The demo documents' lines, one a line, as a training text file in dir.
 std::string demo_text_file(const test::ScratchDir& dir) {

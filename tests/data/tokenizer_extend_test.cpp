@@ -11,13 +11,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
 #include "data/tokenizer.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -234,14 +233,7 @@ INSTANTIATE_TEST_SUITE_P(TokenizerExtend, TokenizerExtendBase,
                          testing::Values("llama2", "llama3", "qwen3"),
                          [](const auto& info) { return info.param; });
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 struct SmallRun {
   test::ScratchDir dir{"tokenizer_extend"};

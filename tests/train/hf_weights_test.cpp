@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "core/error.h"
 #include "model/llama.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -38,25 +38,8 @@ ModelConfig config_of(const char* text, bool tied = false) {
   return model_config_from_json(j, "test config");
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-testing::AssertionResult one_line_error(const std::string& msg, const std::string& path,
-                                        const std::string& phrase) {
-  if (msg.rfind(path + ": ", 0) != 0 || msg.find(phrase) == std::string::npos ||
-      msg.find('\n') != std::string::npos) {
-    return testing::AssertionFailure()
-           << "expected '" << path << ": ..." << phrase << "...', got: " << msg;
-  }
-  return testing::AssertionSuccess();
-}
+using test::error_of;
+using test::one_line_error;
 
 struct Weights {
   ModelConfig config;

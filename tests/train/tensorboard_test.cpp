@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/scratch_dir.h"
 
 namespace hibari {
 namespace {
@@ -26,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using tensorboard::crc32c;
 using tensorboard::mask_crc;
+using test::read_file;
 
 // ---- a minimal reader, independent of the writer's encoding code ----
 
@@ -159,11 +161,6 @@ std::string read_events(const std::string& path, std::vector<Event>* events) {
   return "";
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 void spit(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
@@ -182,7 +179,7 @@ PythonResult run_python_reader(const std::string& event_file, const std::string&
   PythonResult r;
   const int rc = std::system(cmd.c_str());
   r.status = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
-  r.output = slurp(out);
+  r.output = read_file(out);
   fs::remove(out);
   return r;
 }
@@ -330,7 +327,7 @@ TEST_F(TensorBoardTest, PythonReaderAgrees) {
 
 TEST_F(TensorBoardTest, CorruptedDataByteIsCaught) {
   const std::string path = write_sample();
-  std::string bytes = slurp(path);
+  std::string bytes = read_file(path);
   std::vector<Event> events;
   ASSERT_EQ(read_events(path, &events), "");
 
@@ -349,7 +346,7 @@ TEST_F(TensorBoardTest, CorruptedDataByteIsCaught) {
 
 TEST_F(TensorBoardTest, CorruptedLengthByteIsCaught) {
   const std::string path = write_sample();
-  std::string bytes = slurp(path);
+  std::string bytes = read_file(path);
   const size_t first = 12 + load_le(bytes, 0, 8) + 4;
   bytes[first + 7] ^= 0x40;  // the high byte of the second record's length
   spit(path, bytes);
