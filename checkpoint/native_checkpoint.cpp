@@ -98,20 +98,21 @@ void write_checkpoint(const std::string& root, const CheckpointContent& content,
 
   AtomicDir dir(final_dir);
   nlohmann::json files = nlohmann::json::object();
-  auto record = [&](const std::string& file) {
-    const std::string path = dir.file(file);
-    files[file] = {{"bytes", fs::file_size(path)}, {"xxh64", hex64(file_xxh64(path))}};
+  // Checksums are taken of the bytes as they are written, not read back.
+  auto record = [&](const std::string& file, uint64_t hash) {
+    files[file] = {{"bytes", fs::file_size(dir.file(file))}, {"xxh64", hex64(hash)}};
   };
   for (const auto& [stem, tensors] : content.tensor_files) {
     std::vector<SafeTensorOut> out;
     for (const CheckpointTensor& t : tensors)
       out.push_back({t.name, StDtype::F32, t.shape, t.data});
-    safetensors_write(dir.file(stem + ".safetensors"), out, {{"format", "hibari"}});
-    record(stem + ".safetensors");
+    uint64_t hash = 0;
+    safetensors_write(dir.file(stem + ".safetensors"), out, {{"format", "hibari"}}, &hash);
+    record(stem + ".safetensors", hash);
   }
   for (const auto& [file, text] : content.text_files) {
     write_file_atomic(dir.file(file), text);
-    record(file);
+    record(file, xxhash64(text.data(), text.size()));
   }
   nlohmann::json manifest = {
       {"format", kFormat}, {"version", kVersion}, {"step", content.step}, {"files", files}};

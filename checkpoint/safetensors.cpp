@@ -419,7 +419,7 @@ void write_converted(AtomicFile& out, const float* src, size_t n, StDtype dtype)
 }  // namespace
 
 void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, uint64_t* xxh64) {
   // Sorted by name: the header order and the data layout, so equal inputs give equal files.
   std::vector<const SafeTensorOut*> sorted;
   for (const SafeTensorOut& t : tensors) sorted.push_back(&t);
@@ -463,6 +463,8 @@ void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
   AtomicFile out(path);
+  Xxhash64Stream hash;
+  if (xxh64) out.hash = &hash;
   out.write(len, 8);
   out.write(text.data(), text.size());
   for (size_t i = 0; i < sorted.size(); ++i) {
@@ -474,6 +476,7 @@ void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>
     }
   }
   out.commit();
+  if (xxh64) *xxh64 = hash.digest();
 }
 
 // ---- Hugging Face model directories ----

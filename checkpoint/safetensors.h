@@ -79,8 +79,10 @@ struct SafeTensorOut {
 };
 // Writes atomically: a temporary file beside `path`, fsync, rename.  A failure leaves no file.
 // Tensors are laid out sorted by name, so equal inputs give equal bytes.
+// With `xxh64`, the XXH64 of the file's bytes is computed while writing (no second pass).
 void safetensors_write(const std::string& path, const std::vector<SafeTensorOut>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       uint64_t* xxh64 = nullptr);
 
 // fp32 -> IEEE half, round to nearest even; overflow to inf, NaN stays NaN (torch's .half()).
 uint16_t f32_to_f16(float f);

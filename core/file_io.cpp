@@ -119,6 +119,7 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* data, size_t n) {
   if (fd < 0) fail_file(path, "write after commit");
   write_all(fd, data, n, tmp_path);
+  if (hash) hash->update(data, n);
 }
 
 void AtomicFile::commit() {

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/hash.h"
+
 namespace hibari {
 
 // strerror(err) as a string.
@@ -53,6 +55,8 @@ struct AtomicFile {
   std::string path, tmp_path;
   int fd = -1;
   bool committed = false;
+  Xxhash64Stream* hash =
+      nullptr;  // when set, every byte written is hashed too (checkpoint checksums)
 
   explicit AtomicFile(std::string path);
   ~AtomicFile();
