@@ -247,22 +247,35 @@ struct ResumeFixture {
   ~ResumeFixture() { fs::remove_all(dir); }
 };
 
+// Each attempt is killed a random 0-40 ms after it has written a new step (so with a checkpoint
+// after every step, kills land in steps and in checkpoint writes alike), until the run is done.
 TEST(Resume, KillNineAtRandomMomentsThenResumeGivesTheSameLosses) {
   ResumeFixture f("resume_kill9");
   std::mt19937 rng(20261123);
+  const fs::path metrics = f.dir / "run" / "metrics.jsonl";
   int killed_mid_run = 0;
-  for (int attempt = 0; attempt < 8; ++attempt) {
+  for (int attempt = 0; attempt < 12 && logged_losses(metrics).size() < 30; ++attempt) {
+    const size_t before = logged_losses(metrics).size();
     pid_t pid = start_hibari(f.dir / "run.toml", f.dir / "log.txt");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));
-    kill(pid, SIGKILL);
     int status = 0;
+    bool exited = false;
+    for (int i = 0; i < 20000 && logged_losses(metrics).size() <= before; ++i) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (exited) continue;
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
+    kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) ++killed_mid_run;
   }
   CommandResult r = run_hibari(f.dir / "run.toml", f.dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_GE(killed_mid_run, 4) << "the kills should land while the run is going";
-  EXPECT_EQ(logged_losses(f.dir / "run" / "metrics.jsonl"), f.expected);
+  EXPECT_GE(killed_mid_run, 5) << "the kills should land while the run is going";
+  EXPECT_EQ(logged_losses(metrics), f.expected);
 }
 
 TEST(Resume, SigtermWritesACheckpointAndExits143) {
