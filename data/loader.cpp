@@ -5,7 +5,6 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -14,17 +13,26 @@
 namespace hibari {
 
 std::vector<double> parse_split(const std::string& split) {
-  // Megatron's parse_and_normalize_split: the numbers found in the string, padded with zeros to
-  // three, normalized.
+  // Megatron's parse_and_normalize_split: the numbers found in the string (runs of [.0-9]), padded
+  // with zeros to three, normalized.
   std::vector<double> shares;
-  static const std::regex number("[.0-9]+");
-  for (auto it = std::sregex_iterator(split.begin(), split.end(), number);
-       it != std::sregex_iterator(); ++it) {
-    const std::string text = it->str();
-    char* end = nullptr;
-    double value = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size()) fail("split \"" + split + "\": bad number " + text);
+  for (size_t i = 0; i < split.size();) {
+    auto is_number_char = [&](size_t k) {
+      return split[k] == '.' || (split[k] >= '0' && split[k] <= '9');
+    };
+    if (!is_number_char(i)) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < split.size() && is_number_char(end)) ++end;
+    const std::string text = split.substr(i, end - i);
+    char* parsed_end = nullptr;
+    const double value = std::strtod(text.c_str(), &parsed_end);
+    if (parsed_end != text.c_str() + text.size())
+      fail("split \"" + split + "\": bad number " + text);
     shares.push_back(value);
+    i = end;
   }
   if (shares.empty() || shares.size() > 3)
     fail("split \"" + split + "\": expected 1 to 3 numbers (train,valid,test)");
