@@ -24,10 +24,8 @@ repeats=${REPEATS:-3}
 steps=${STEPS:-6}
 pause_ms=${PAUSE_MS:-0}
 
-die() {
-  echo "bench/checkpoint_run.sh: $*" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bin=$build/bench/checkpoint_bench
 [[ -x $bin ]] || bin=$build/checkpoint_bench
@@ -42,21 +40,11 @@ fi
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer, got '$threads'"
 mkdir -p "$dir"
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 read -r fs_dev fs_type fs_mount < <(df --output=source,fstype,target "$dir" | tail -n 1)
 echo "hibari checkpoint write and training stall, $threads thread(s)"
 echo "  binary               $bin"
-echo "  cpu                  ${cpu:-unknown}, $(nproc) online"
 echo "  dir                  $(cd "$dir" && pwd) ($fs_dev, $fs_type, mounted on $fs_mount)"
-for var in OPENBLAS_CORETYPE OMP_NUM_THREADS OPENBLAS_NUM_THREADS OMP_PROC_BIND OMP_PLACES \
-  GOMP_CPU_AFFINITY; do
-  printf '  %-20s %s\n' "$var" "${!var-<unset>}"
-done
-read -r load1 _ </proc/loadavg
-echo "  load average (1m)    $load1"
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "  warning: the machine is not idle; other work will distort these numbers" >&2
-fi
+print_machine
 echo
 
 # shellcheck disable=SC2086  # ARGS is a list of flags

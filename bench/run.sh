@@ -23,10 +23,8 @@ warmup=${WARMUP:-2}
 configs=${CONFIGS:-A B}
 python=${PYTHON:-/usr/bin/python3}
 
-die() {
-  echo "bench/run.sh: $*" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bin=$build/bench/train_step_bench
 [[ -x $bin ]] || die "no $bin (build it first: cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build --target train_step_bench)"
@@ -38,20 +36,10 @@ for config in $configs; do
   [[ $config == A || $config == B ]] || die "unknown configuration '$config' in CONFIGS (A or B)"
 done
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 echo "hibari vs torch: one training step (fp32 Llama, AdamW, clip 1.0), $threads thread(s)"
 echo "  binary               $bin"
 echo "  torch                $torch_version ($python)"
-echo "  cpu                  ${cpu:-unknown}, $(nproc) online"
-for var in OPENBLAS_CORETYPE OMP_NUM_THREADS OPENBLAS_NUM_THREADS OMP_PROC_BIND OMP_PLACES \
-  GOMP_CPU_AFFINITY; do
-  printf '  %-20s %s\n' "$var" "${!var-<unset>}"
-done
-read -r load1 _ </proc/loadavg
-echo "  load average (1m)    $load1"
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "  warning: the machine is not idle; other work will distort these numbers" >&2
-fi
+print_machine
 echo
 
 tmp=$(mktemp)

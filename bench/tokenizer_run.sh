@@ -27,10 +27,8 @@ docs=${DOCS:-/tmp/hibari_tokenizer_bench_docs.jsonl}
 node=${NODE:-node}
 fixtures=$root/tests/fixtures/tokenizers/node_modules
 
-die() {
-  echo "bench/tokenizer_run.sh: $*" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bin=$build/bench/tokenizer_bench
 [[ -x $bin ]] || die "no $bin (build it first: cmake --build $build --target tokenizer_bench)"
@@ -61,19 +59,13 @@ else
     --fallback "$root/examples/demo/sample_ja.txt,$root/examples/demo/sample_en.txt")
 fi
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 tok_version=$("$node" -p "require('$fixtures/tokenizers/package.json').version")
 echo "hibari vs HF tokenizers: encode throughput, $threads thread(s), best of $runs after 1 warm-up"
 echo "  binary               $bin"
 echo "  tokenizers (npm)     $tok_version, node $("$node" --version)"
-echo "  cpu                  ${cpu:-unknown}, $(nproc) online"
 echo "  text                 $docs: $summary"
 echo "  add_special_tokens   false on both sides; MB = 1e6 UTF-8 bytes of the input"
-read -r load1 _ </proc/loadavg
-echo "  load average (1m)    $load1"
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "  warning: the machine is not idle; other work will distort these numbers" >&2
-fi
+print_machine
 echo
 
 results=()
