@@ -2,7 +2,8 @@
 # make demo: the whole path on the bundled Japanese + English sample (examples/demo):
 #   1. train a 2000-piece SentencePiece BPE tokenizer on it (also written as HF tokenizer.json),
 #   2. tokenize each language into a Megatron indexed dataset (.bin/.idx),
-#   3. train a small Llama on the 60:40 blend, with validation loss per language, and sample.
+#   3. train a small Llama on the 60:40 blend, with validation loss per language, and sample,
+#   4. export the final checkpoint as a Hugging Face model directory (transformers loads it).
 set -euo pipefail
 hibari=${1:-build/hibari}
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ for lang in ja en; do
     --output-prefix "runs/demo/data/$lang" --add-bos --workers 2
 done
 "$hibari" train --config examples/demo/run.toml
+"$hibari" convert --from runs/demo/ckpt --to hf --output runs/demo/hf
+cp runs/demo/tokenizer/* runs/demo/hf/
 echo
 echo "metrics: runs/demo/metrics.jsonl; TensorBoard: tensorboard --logdir runs/demo"
-echo "tokenizer (loads in transformers): runs/demo/tokenizer"
+echo "checkpoint: runs/demo/ckpt; Hugging Face model + tokenizer: runs/demo/hf"
