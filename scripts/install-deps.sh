@@ -11,6 +11,8 @@ packages=(
   # product libraries
   libopenblas-openmp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libpcre2-dev libzstd-dev zlib1g-dev libsentencepiece-dev libxxhash-dev
+  # multi-process training (parallel/): Open MPI and its mpirun
+  libopenmpi-dev openmpi-bin
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference peers for tests and benchmarks only (never in the product's path)

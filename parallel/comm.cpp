@@ -1,0 +1,142 @@
+// parallel/comm.cpp — see comm.h.
+#include "parallel/comm.h"
+
+#include <climits>
+#include <string>
+
+#include "core/error.h"
+
+namespace hibari {
+namespace {
+
+// An MPI return code as a hibari Error naming the call (communicators are set to
+// MPI_ERRORS_RETURN, so a failure reaches us instead of aborting the job with MPI's message).
+void check_mpi(int code, const char* call) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  fail(std::string(call) + " failed: " + std::string(text, size_t(len)));
+}
+
+// MPI counts are int (Open MPI 4 has no large-count calls); a bigger buffer must be cut by the
+// caller (buckets are far smaller).
+int mpi_count(size_t n, const char* call) {
+  if (n > size_t(INT_MAX)) {
+    fail(std::string(call) + ": " + std::to_string(n) + " floats exceed MPI's int count");
+  }
+  return int(n);
+}
+
+// (p-1)/p * n * 4 bytes: what each rank sends in one ring pass over a buffer of n floats.
+uint64_t ring_pass_bytes(const Comm& comm, size_t n) {
+  return uint64_t(comm.size - 1) * uint64_t(n) * sizeof(float) / uint64_t(comm.size);
+}
+
+}  // namespace
+
+uint64_t comm_bytes_total(const CommBytes& bytes) {
+  return bytes.all_reduce + bytes.reduce_scatter + bytes.all_gather + bytes.broadcast;
+}
+
+Comm comm_init(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    check(provided >= MPI_THREAD_FUNNELED,
+          "MPI_Init_thread: this MPI library does not support MPI_THREAD_FUNNELED");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  }
+  return comm_world();
+}
+
+void comm_finalize() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) check_mpi(MPI_Finalize(), "MPI_Finalize");
+}
+
+Comm comm_world() {
+  Comm comm;
+  comm.mpi = MPI_COMM_WORLD;
+  MPI_Comm_rank(comm.mpi, &comm.rank);
+  MPI_Comm_size(comm.mpi, &comm.size);
+  return comm;
+}
+
+Comm comm_split(const Comm& comm, int color, int key) {
+  Comm out;
+  check_mpi(MPI_Comm_split(comm.mpi, color, key, &out.mpi), "MPI_Comm_split");
+  MPI_Comm_set_errhandler(out.mpi, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(out.mpi, &out.rank);
+  MPI_Comm_size(out.mpi, &out.size);
+  out.owned = true;
+  return out;
+}
+
+void comm_free(Comm& comm) {
+  if (comm.owned && comm.mpi != MPI_COMM_NULL) check_mpi(MPI_Comm_free(&comm.mpi), "MPI_Comm_free");
+  comm = Comm{};
+}
+
+void all_reduce_sum(Comm& comm, std::span<float> buf) {
+  int count = mpi_count(buf.size(), "all_reduce_sum");
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi),
+            "MPI_Allreduce");
+  comm.bytes.all_reduce += 2 * ring_pass_bytes(comm, buf.size());
+}
+
+CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf) {
+  int count = mpi_count(buf.size(), "all_reduce_sum_start");
+  CommRequest request;
+  check_mpi(
+      MPI_Iallreduce(MPI_IN_PLACE, buf.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi, &request.mpi),
+      "MPI_Iallreduce");
+  comm.bytes.all_reduce += 2 * ring_pass_bytes(comm, buf.size());
+  return request;
+}
+
+void all_reduce_sum_wait(CommRequest& request) {
+  check_mpi(MPI_Wait(&request.mpi, MPI_STATUS_IGNORE), "MPI_Wait (all_reduce_sum)");
+}
+
+bool all_reduce_sum_test(CommRequest& request) {
+  int done = 0;
+  check_mpi(MPI_Test(&request.mpi, &done, MPI_STATUS_IGNORE), "MPI_Test (all_reduce_sum)");
+  return done != 0;
+}
+
+void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float> in) {
+  check(in.size() == out.size() * size_t(comm.size),
+        "reduce_scatter_sum: input of " + std::to_string(in.size()) + " floats is not " +
+            std::to_string(comm.size) + " blocks of " + std::to_string(out.size()));
+  int count = mpi_count(out.size(), "reduce_scatter_sum");
+  check_mpi(MPI_Reduce_scatter_block(in.data(), out.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi),
+            "MPI_Reduce_scatter_block");
+  comm.bytes.reduce_scatter += ring_pass_bytes(comm, in.size());
+}
+
+void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
+  check(out.size() == in.size() * size_t(comm.size),
+        "all_gather: output of " + std::to_string(out.size()) + " floats is not " +
+            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  int count = mpi_count(in.size(), "all_gather");
+  check_mpi(MPI_Allgather(in.data(), count, MPI_FLOAT, out.data(), count, MPI_FLOAT, comm.mpi),
+            "MPI_Allgather");
+  comm.bytes.all_gather += ring_pass_bytes(comm, out.size());
+}
+
+void broadcast(Comm& comm, std::span<float> buf, int root) {
+  check(root >= 0 && root < comm.size, "broadcast: root " + std::to_string(root) +
+                                           " outside a communicator of " +
+                                           std::to_string(comm.size));
+  int count = mpi_count(buf.size(), "broadcast");
+  check_mpi(MPI_Bcast(buf.data(), count, MPI_FLOAT, root, comm.mpi), "MPI_Bcast");
+  comm.bytes.broadcast += ring_pass_bytes(comm, buf.size());
+}
+
+void barrier(const Comm& comm) { check_mpi(MPI_Barrier(comm.mpi), "MPI_Barrier"); }
+
+}  // namespace hibari

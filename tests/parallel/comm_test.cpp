@@ -1,0 +1,75 @@
+// parallel/comm.h in a 1-rank world: every collective is the identity and sends no bytes.
+#include "parallel/comm.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "tests/error_matchers.h"
+#include "tests/parallel/mpi_environment.h"
+
+namespace hibari {
+namespace {
+
+std::vector<float> ramp(size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 0.5f * float(i) - 3.0f;
+  return v;
+}
+
+TEST(Comm, ProcessWithoutMpirunIsOneRankWorld) {
+  Comm world = comm_world();
+  EXPECT_EQ(world.rank, 0);
+  EXPECT_EQ(world.size, 1);
+  EXPECT_FALSE(world.owned);
+}
+
+TEST(Comm, CollectivesAreIdentityOnOneRank) {
+  Comm world = comm_world();
+  const std::vector<float> want = ramp(37);
+  std::vector<float> buf = want;
+  all_reduce_sum(world, buf);
+  EXPECT_EQ(buf, want);
+  CommRequest request = all_reduce_sum_start(world, buf);
+  all_reduce_sum_wait(request);
+  EXPECT_EQ(request.mpi, MPI_REQUEST_NULL);
+  all_reduce_sum_wait(request);  // waiting twice is harmless
+  EXPECT_EQ(buf, want);
+  std::vector<float> out(want.size());
+  reduce_scatter_sum(world, out, want);
+  EXPECT_EQ(out, want);
+  std::fill(out.begin(), out.end(), 0.0f);
+  all_gather(world, out, want);
+  EXPECT_EQ(out, want);
+  broadcast(world, buf, 0);
+  EXPECT_EQ(buf, want);
+  barrier(world);
+  // (p-1)/p = 0: one rank sends nothing.
+  EXPECT_EQ(comm_bytes_total(world.bytes), 0u);
+}
+
+TEST(Comm, SplitOfOneRankIsOneRank) {
+  Comm world = comm_world();
+  Comm sub = comm_split(world, 7, 0);
+  EXPECT_EQ(sub.rank, 0);
+  EXPECT_EQ(sub.size, 1);
+  EXPECT_TRUE(sub.owned);
+  std::vector<float> buf = ramp(5);
+  all_reduce_sum(sub, buf);
+  EXPECT_EQ(buf, ramp(5));
+  comm_free(sub);
+  EXPECT_EQ(sub.mpi, MPI_COMM_NULL);
+}
+
+TEST(Comm, MismatchedBlockSizesAreErrors) {
+  Comm world = comm_world();
+  std::vector<float> in(6), out(4);
+  EXPECT_NE(test::error_of([&] { reduce_scatter_sum(world, out, in); }).find("not 1 blocks of 4"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { all_gather(world, out, in); }).find("all_gather"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { broadcast(world, out, 1); }).find("root 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hibari

@@ -1,0 +1,142 @@
+// parallel/comm.h on 2, 3 and 4 processes. Rank r's contribution is f(r, i), a multiple of 1/4
+// small enough that every sum is exact in float, so each rank can compute what all ranks together
+// must produce and compare bit for bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/rng.h"
+#include "parallel/comm.h"
+
+namespace hibari {
+namespace {
+
+float f(int rank, size_t i) { return 0.25f * float(int((rank * 7 + i * 13) % 29) - 14); }
+
+std::vector<float> contribution(int rank, size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = f(rank, i);
+  return v;
+}
+
+std::vector<float> sum_over_ranks(int size, size_t n) {
+  std::vector<float> v(n, 0.0f);
+  for (int r = 0; r < size; ++r)
+    for (size_t i = 0; i < n; ++i) v[i] += f(r, i);
+  return v;
+}
+
+uint64_t ring(int p, size_t n) { return uint64_t(p - 1) * n * 4 / uint64_t(p); }
+
+TEST(Collectives, WorldHasTheProcessesMpirunStarted) {
+  Comm world = comm_world();
+  EXPECT_GE(world.size, 2);
+  EXPECT_LT(world.rank, world.size);
+}
+
+TEST(Collectives, AllReduceSum) {
+  Comm world = comm_world();
+  for (size_t n : {1u, 37u, 4096u}) {
+    std::vector<float> buf = contribution(world.rank, n);
+    all_reduce_sum(world, buf);
+    EXPECT_EQ(buf, sum_over_ranks(world.size, n)) << "n=" << n;
+  }
+  EXPECT_EQ(world.bytes.all_reduce,
+            2 * (ring(world.size, 1) + ring(world.size, 37) + ring(world.size, 4096)));
+}
+
+TEST(Collectives, NonBlockingAllReduceSum) {
+  Comm world = comm_world();
+  std::vector<float> a = contribution(world.rank, 1000), b = contribution(world.rank + 5, 333);
+  CommRequest ra = all_reduce_sum_start(world, a);
+  CommRequest rb = all_reduce_sum_start(world, b);
+  all_reduce_sum_wait(rb);
+  all_reduce_sum_wait(ra);
+  EXPECT_EQ(a, sum_over_ranks(world.size, 1000));
+  std::vector<float> want_b(333, 0.0f);
+  for (int r = 0; r < world.size; ++r)
+    for (size_t i = 0; i < want_b.size(); ++i) want_b[i] += f(r + 5, i);
+  EXPECT_EQ(b, want_b);
+  EXPECT_EQ(world.bytes.all_reduce, 2 * (ring(world.size, 1000) + ring(world.size, 333)));
+}
+
+// With inexact sums (random floats) the bits depend on the order of addition, but every rank must
+// end with the same bits, and near the double-precision sum.
+TEST(Collectives, AllReduceGivesEveryRankTheSameBits) {
+  Comm world = comm_world();
+  const size_t n = 100'000;  // large enough for Open MPI's segmented/ring algorithms
+  std::vector<float> buf(n);
+  std::vector<double> want(n, 0.0);
+  for (int r = 0; r < world.size; ++r) {
+    for (size_t i = 0; i < n; ++i) {
+      float x = float(random_normal(1234, uint32_t(r), i));
+      want[i] += x;
+      if (r == world.rank) buf[i] = x;
+    }
+  }
+  all_reduce_sum(world, buf);
+  for (size_t i = 0; i < n; ++i) ASSERT_NEAR(buf[i], want[i], 1e-5 * (1 + std::abs(want[i])));
+  std::vector<float> everyone(n * size_t(world.size));
+  all_gather(world, everyone, buf);
+  for (int r = 0; r < world.size; ++r) {
+    EXPECT_EQ(std::memcmp(everyone.data() + size_t(r) * n, buf.data(), n * sizeof(float)), 0)
+        << "rank " << r << " holds other bits than rank " << world.rank;
+  }
+}
+
+TEST(Collectives, ReduceScatterSum) {
+  Comm world = comm_world();
+  const size_t block = 50;
+  const size_t n = block * size_t(world.size);
+  std::vector<float> in = contribution(world.rank, n), out(block);
+  reduce_scatter_sum(world, out, in);
+  std::vector<float> total = sum_over_ranks(world.size, n);
+  EXPECT_EQ(out, std::vector<float>(total.begin() + long(block) * world.rank,
+                                    total.begin() + long(block) * (world.rank + 1)));
+  EXPECT_EQ(world.bytes.reduce_scatter, ring(world.size, n));
+}
+
+TEST(Collectives, AllGather) {
+  Comm world = comm_world();
+  const size_t block = 21;
+  std::vector<float> in = contribution(world.rank, block), out(block * size_t(world.size));
+  all_gather(world, out, in);
+  for (int r = 0; r < world.size; ++r) {
+    std::vector<float> got(out.begin() + long(block) * r, out.begin() + long(block) * (r + 1));
+    EXPECT_EQ(got, contribution(r, block)) << "block of rank " << r;
+  }
+  EXPECT_EQ(world.bytes.all_gather, ring(world.size, out.size()));
+}
+
+TEST(Collectives, Broadcast) {
+  Comm world = comm_world();
+  for (int root = 0; root < world.size; ++root) {
+    std::vector<float> buf = contribution(world.rank, 77);
+    broadcast(world, buf, root);
+    EXPECT_EQ(buf, contribution(root, 77)) << "root " << root;
+  }
+  barrier(world);
+  EXPECT_EQ(world.bytes.broadcast, uint64_t(world.size) * ring(world.size, 77));
+}
+
+// Even and odd ranks form two groups, ordered by descending world rank.
+TEST(Collectives, SplitMakesGroupsOrderedByKey) {
+  Comm world = comm_world();
+  Comm half = comm_split(world, world.rank % 2, -world.rank);
+  int members = (world.size - world.rank % 2 + 1) / 2;
+  EXPECT_EQ(half.size, members);
+  EXPECT_EQ(half.rank, members - 1 - world.rank / 2);
+  std::vector<float> buf{float(world.rank)};
+  all_reduce_sum(half, buf);
+  float want = 0;
+  for (int r = world.rank % 2; r < world.size; r += 2) want += float(r);
+  EXPECT_EQ(buf[0], want);
+  EXPECT_EQ(world.bytes.all_reduce, 0u);  // the split communicator counts its own bytes
+  EXPECT_EQ(half.bytes.all_reduce, 2 * ring(half.size, 1));
+  comm_free(half);
+}
+
+}  // namespace
+}  // namespace hibari
