@@ -57,4 +57,13 @@ void grid_free(Grid& grid) {
   comm_free(grid.pp);
 }
 
+std::vector<GridSizes> grid_layouts(int world) {
+  std::vector<GridSizes> out;
+  for (int dp = 1; dp <= world; ++dp)
+    for (int tp = 1; tp <= world; ++tp)
+      for (int pp = 1; pp <= world; ++pp)
+        if (dp * tp * pp == world) out.push_back({dp, tp, pp});
+  return out;
+}
+
 }  // namespace hibari

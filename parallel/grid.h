@@ -36,6 +36,8 @@ void grid_check(GridSizes sizes, int world_size);
 GridCoord grid_coord(int rank, GridSizes sizes);
 int grid_rank(GridCoord coord, GridSizes sizes);
 std::vector<int> grid_group(int rank, GridSizes sizes, GridAxis axis);
+// Every dp x tp x pp whose product is `world`, dp slowest (for tests and for naming the choices).
+std::vector<GridSizes> grid_layouts(int world);
 
 // This rank's place in the grid and its three sub-communicators (each from comm_split over the
 // world; released by grid_free).

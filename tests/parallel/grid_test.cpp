@@ -14,17 +14,8 @@
 namespace hibari {
 namespace {
 
-std::vector<GridSizes> layouts_of(int world) {
-  std::vector<GridSizes> out;
-  for (int dp = 1; dp <= world; ++dp)
-    for (int tp = 1; tp <= world; ++tp)
-      for (int pp = 1; pp <= world; ++pp)
-        if (dp * tp * pp == world) out.push_back({dp, tp, pp});
-  return out;
-}
-
 TEST(Grid, EveryLayoutOfEightRanksIsABijection) {
-  std::vector<GridSizes> layouts = layouts_of(8);
+  std::vector<GridSizes> layouts = grid_layouts(8);
   EXPECT_EQ(layouts.size(), 10u);  // ordered factorizations of 2^3 into three factors
   for (GridSizes s : layouts) {
     SCOPED_TRACE(testing::Message() << "dp=" << s.dp << " tp=" << s.tp << " pp=" << s.pp);

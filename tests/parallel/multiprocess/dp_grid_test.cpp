@@ -43,19 +43,10 @@ TEST(DpBuckets, BucketedAverageEqualsSumOverDp) {
   EXPECT_EQ(world.bytes.all_reduce, 3 * per_step);
 }
 
-std::vector<GridSizes> layouts_of(int world) {
-  std::vector<GridSizes> out;
-  for (int dp = 1; dp <= world; ++dp)
-    for (int tp = 1; tp <= world; ++tp)
-      for (int pp = 1; pp <= world; ++pp)
-        if (dp * tp * pp == world) out.push_back({dp, tp, pp});
-  return out;
-}
-
 // The members of each sub-communicator, gathered over it, are the world ranks grid_group names.
 TEST(Grid, SubCommunicatorsHaveTheRightMembers) {
   Comm world = comm_world();
-  for (GridSizes s : layouts_of(world.size)) {
+  for (GridSizes s : grid_layouts(world.size)) {
     SCOPED_TRACE(testing::Message() << "dp=" << s.dp << " tp=" << s.tp << " pp=" << s.pp);
     Grid grid = grid_make(world, s);
     EXPECT_EQ(grid.coord, grid_coord(world.rank, s));
