@@ -33,10 +33,30 @@ uint64_t ring_pass_bytes(const Comm& comm, size_t n) {
   return uint64_t(comm.size - 1) * uint64_t(n) * sizeof(float) / uint64_t(comm.size);
 }
 
+// Marks a collective in collective_trace() for its duration.
+struct TraceScope {
+  TraceScope(const char* what, const Comm& comm, size_t floats) {
+    CollectiveTrace& t = collective_trace();
+    t.calls.fetch_add(1, std::memory_order_relaxed);
+    t.group.store(comm.name, std::memory_order_relaxed);
+    t.floats.store(floats, std::memory_order_relaxed);
+    t.current.store(what, std::memory_order_release);
+  }
+  ~TraceScope() { collective_trace().current.store(nullptr, std::memory_order_release); }
+  TraceScope(const TraceScope&) = delete;
+  TraceScope& operator=(const TraceScope&) = delete;
+};
+
 }  // namespace
 
+CollectiveTrace& collective_trace() {
+  static CollectiveTrace trace;
+  return trace;
+}
+
 uint64_t comm_bytes_total(const CommBytes& bytes) {
-  return bytes.all_reduce + bytes.reduce_scatter + bytes.all_gather + bytes.broadcast;
+  return bytes.all_reduce + bytes.reduce_scatter + bytes.all_gather + bytes.broadcast +
+         bytes.point_to_point;
 }
 
 Comm comm_init(int* argc, char*** argv) {
@@ -66,8 +86,9 @@ Comm comm_world() {
   return comm;
 }
 
-Comm comm_split(const Comm& comm, int color, int key) {
+Comm comm_split(const Comm& comm, int color, int key, const char* name) {
   Comm out;
+  out.name = name;
   check_mpi(MPI_Comm_split(comm.mpi, color, key, &out.mpi), "MPI_Comm_split");
   MPI_Comm_set_errhandler(out.mpi, MPI_ERRORS_RETURN);
   MPI_Comm_rank(out.mpi, &out.rank);
@@ -83,6 +104,7 @@ void comm_free(Comm& comm) {
 
 void all_reduce_sum(Comm& comm, std::span<float> buf) {
   int count = mpi_count(buf.size(), "all_reduce_sum");
+  TraceScope trace("all_reduce", comm, buf.size());
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi),
             "MPI_Allreduce");
   comm.bytes.all_reduce += 2 * ring_pass_bytes(comm, buf.size());
@@ -90,6 +112,7 @@ void all_reduce_sum(Comm& comm, std::span<float> buf) {
 
 CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf) {
   int count = mpi_count(buf.size(), "all_reduce_sum_start");
+  TraceScope trace("all_reduce (start)", comm, buf.size());
   CommRequest request;
   check_mpi(
       MPI_Iallreduce(MPI_IN_PLACE, buf.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi, &request.mpi),
@@ -99,7 +122,12 @@ CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf) {
 }
 
 void all_reduce_sum_wait(CommRequest& request) {
+  if (request.mpi == MPI_REQUEST_NULL) return;
+  CollectiveTrace& t = collective_trace();
+  t.calls.fetch_add(1, std::memory_order_relaxed);
+  t.current.store("all_reduce (wait)", std::memory_order_release);
   check_mpi(MPI_Wait(&request.mpi, MPI_STATUS_IGNORE), "MPI_Wait (all_reduce_sum)");
+  t.current.store(nullptr, std::memory_order_release);
 }
 
 bool all_reduce_sum_test(CommRequest& request) {
@@ -113,6 +141,7 @@ void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float>
         "reduce_scatter_sum: input of " + std::to_string(in.size()) + " floats is not " +
             std::to_string(comm.size) + " blocks of " + std::to_string(out.size()));
   int count = mpi_count(out.size(), "reduce_scatter_sum");
+  TraceScope trace("reduce_scatter", comm, in.size());
   check_mpi(MPI_Reduce_scatter_block(in.data(), out.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi),
             "MPI_Reduce_scatter_block");
   comm.bytes.reduce_scatter += ring_pass_bytes(comm, in.size());
@@ -123,6 +152,7 @@ void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
         "all_gather: output of " + std::to_string(out.size()) + " floats is not " +
             std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
   int count = mpi_count(in.size(), "all_gather");
+  TraceScope trace("all_gather", comm, out.size());
   check_mpi(MPI_Allgather(in.data(), count, MPI_FLOAT, out.data(), count, MPI_FLOAT, comm.mpi),
             "MPI_Allgather");
   comm.bytes.all_gather += ring_pass_bytes(comm, out.size());
@@ -133,10 +163,46 @@ void broadcast(Comm& comm, std::span<float> buf, int root) {
                                            " outside a communicator of " +
                                            std::to_string(comm.size));
   int count = mpi_count(buf.size(), "broadcast");
+  TraceScope trace("broadcast", comm, buf.size());
   check_mpi(MPI_Bcast(buf.data(), count, MPI_FLOAT, root, comm.mpi), "MPI_Bcast");
   comm.bytes.broadcast += ring_pass_bytes(comm, buf.size());
 }
 
-void barrier(const Comm& comm) { check_mpi(MPI_Barrier(comm.mpi), "MPI_Barrier"); }
+void barrier(const Comm& comm) {
+  TraceScope trace("barrier", comm, 0);
+  check_mpi(MPI_Barrier(comm.mpi), "MPI_Barrier");
+}
+
+void all_gather_bytes(Comm& comm, std::span<uint8_t> out, std::span<const uint8_t> in) {
+  check(out.size() == in.size() * size_t(comm.size),
+        "all_gather_bytes: output of " + std::to_string(out.size()) + " bytes is not " +
+            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  int count = mpi_count(in.size(), "all_gather_bytes");
+  TraceScope trace("all_gather (bytes)", comm, out.size() / sizeof(float));
+  check_mpi(MPI_Allgather(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm.mpi),
+            "MPI_Allgather");
+  comm.bytes.all_gather += uint64_t(comm.size - 1) * out.size() / uint64_t(comm.size);
+}
+
+void send_recv(Comm& comm, std::span<const float> send, int dest, std::span<float> recv,
+               int source) {
+  auto check_peer = [&comm](int peer) {
+    check(peer < comm.size, "send_recv: rank " + std::to_string(peer) +
+                                " outside a communicator of " + std::to_string(comm.size));
+  };
+  check_peer(dest);
+  check_peer(source);
+  int send_count = mpi_count(dest >= 0 ? send.size() : 0, "send_recv");
+  int recv_count = mpi_count(source >= 0 ? recv.size() : 0, "send_recv");
+  TraceScope trace(dest >= 0 && source >= 0 ? "send_recv"
+                   : dest >= 0              ? "send"
+                                            : "recv",
+                   comm, size_t(send_count + recv_count));
+  check_mpi(MPI_Sendrecv(send.data(), send_count, MPI_FLOAT, dest >= 0 ? dest : MPI_PROC_NULL, 0,
+                         recv.data(), recv_count, MPI_FLOAT, source >= 0 ? source : MPI_PROC_NULL,
+                         0, comm.mpi, MPI_STATUS_IGNORE),
+            "MPI_Sendrecv");
+  comm.bytes.point_to_point += uint64_t(send_count) * sizeof(float);
+}
 
 }  // namespace hibari

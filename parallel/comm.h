@@ -17,6 +17,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -30,13 +31,15 @@ namespace hibari {
 struct CommBytes {
   uint64_t all_reduce = 0;
   uint64_t reduce_scatter = 0;
-  uint64_t all_gather = 0;
+  uint64_t all_gather = 0;  // float and byte all-gathers
   uint64_t broadcast = 0;
+  uint64_t point_to_point = 0;  // what send_recv sent
 };
 uint64_t comm_bytes_total(const CommBytes& bytes);
 
 struct Comm {
   MPI_Comm mpi = MPI_COMM_NULL;
+  const char* name = "world";  // which group ("world", "dp", "tp", "pp", ...), for messages
   int rank = 0;
   int size = 1;
   bool owned = false;  // made by comm_split: comm_free releases it (never MPI_COMM_WORLD)
@@ -52,8 +55,9 @@ void comm_finalize();
 Comm comm_world();
 
 // Ranks of `comm` with the same color form a new communicator, ordered by key (then by old rank).
-// Collective over `comm`. The result must be released with comm_free.
-Comm comm_split(const Comm& comm, int color, int key);
+// Collective over `comm`. The result must be released with comm_free. `name` (a string literal)
+// names the group in messages.
+Comm comm_split(const Comm& comm, int color, int key, const char* name = "split");
 void comm_free(Comm& comm);
 
 // buf = sum over ranks of buf, on every rank.
@@ -77,5 +81,26 @@ void all_gather(Comm& comm, std::span<float> out, std::span<const float> in);
 // buf on every rank = buf on `root`.
 void broadcast(Comm& comm, std::span<float> buf, int root);
 void barrier(const Comm& comm);
+
+// Bytes instead of floats (quantized payloads): out (p * in.size()) = every rank's in, rank order.
+void all_gather_bytes(Comm& comm, std::span<uint8_t> out, std::span<const uint8_t> in);
+
+// Point to point, both directions at once (MPI_Sendrecv): sends `send` to rank `dest` and receives
+// `recv` from rank `source` of `comm`. A negative dest or source skips that half, so one call
+// serves send-only, receive-only and the paired exchanges of a pipeline schedule without deadlock.
+void send_recv(Comm& comm, std::span<const float> send, int dest, std::span<float> recv,
+               int source);
+
+// What this process is doing inside parallel/, for a watchdog that finds a run stuck: the number of
+// collectives begun, the one in progress (nullptr between collectives) and its group and size.
+// Written by the communicating thread only, read by any thread (each field atomic; a reader may see
+// a mix of two neighbouring calls, good enough for a diagnosis).
+struct CollectiveTrace {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<const char*> current{nullptr};  // "all_reduce", "all_gather", ... (string literal)
+  std::atomic<const char*> group{nullptr};    // Comm::name of the call
+  std::atomic<uint64_t> floats{0};            // its buffer size
+};
+CollectiveTrace& collective_trace();
 
 }  // namespace hibari

@@ -45,9 +45,9 @@ Grid grid_make(const Comm& world, GridSizes sizes) {
   const GridCoord& c = grid.coord;
   // Color: the coordinates along the other two axes; key: the coordinate along this one, so the
   // sub-communicator's rank is the coordinate.
-  grid.dp = comm_split(world, c.pp * sizes.tp + c.tp, c.dp);
-  grid.tp = comm_split(world, c.pp * sizes.dp + c.dp, c.tp);
-  grid.pp = comm_split(world, c.dp * sizes.tp + c.tp, c.pp);
+  grid.dp = comm_split(world, c.pp * sizes.tp + c.tp, c.dp, "dp");
+  grid.tp = comm_split(world, c.pp * sizes.dp + c.dp, c.tp, "tp");
+  grid.pp = comm_split(world, c.dp * sizes.tp + c.tp, c.pp, "pp");
   return grid;
 }
 

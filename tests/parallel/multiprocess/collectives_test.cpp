@@ -138,5 +138,46 @@ TEST(Collectives, SplitMakesGroupsOrderedByKey) {
   comm_free(half);
 }
 
+// Bytes: every rank's block in rank order.
+TEST(Collectives, AllGatherBytes) {
+  Comm world = comm_world();
+  std::vector<uint8_t> mine(5), all(5 * size_t(world.size));
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = uint8_t(world.rank * 40 + int(i));
+  all_gather_bytes(world, all, mine);
+  for (int r = 0; r < world.size; ++r)
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(all[size_t(r) * 5 + i], uint8_t(r * 40 + int(i)));
+  EXPECT_EQ(world.bytes.all_gather, uint64_t(world.size - 1) * 5);
+}
+
+// A ring shift: each rank sends to the next and receives from the previous in one call; the ends
+// of an open chain (dest or source -1) only send or only receive, as a pipeline's first and last
+// stages do.
+TEST(Collectives, SendRecvShiftsAlongARingAndAChain) {
+  Comm world = comm_world();
+  const int p = world.size, r = world.rank;
+  std::vector<float> out = contribution(r, 33), in(33, -1.0f);
+  send_recv(world, out, (r + 1) % p, in, (r + p - 1) % p);
+  EXPECT_EQ(in, contribution((r + p - 1) % p, 33));
+  std::fill(in.begin(), in.end(), -1.0f);
+  send_recv(world, out, r + 1 < p ? r + 1 : -1, in, r > 0 ? r - 1 : -1);
+  if (r > 0)
+    EXPECT_EQ(in, contribution(r - 1, 33));
+  else
+    EXPECT_EQ(in, std::vector<float>(33, -1.0f));
+  EXPECT_EQ(world.bytes.point_to_point, uint64_t(33 * 4) * (r + 1 < p ? 2 : 1));
+}
+
+// While a collective runs, collective_trace() names it; afterwards nothing is current.
+TEST(Collectives, TraceCountsCallsAndClearsTheCurrentOne) {
+  Comm world = comm_world();
+  uint64_t before = collective_trace().calls.load();
+  std::vector<float> buf(3, 1.0f);
+  all_reduce_sum(world, buf);
+  barrier(world);
+  EXPECT_EQ(collective_trace().calls.load(), before + 2);
+  EXPECT_EQ(collective_trace().current.load(), nullptr);
+  EXPECT_STREQ(collective_trace().group.load(), "world");
+}
+
 }  // namespace
 }  // namespace hibari

@@ -1,6 +1,7 @@
-// tests/parallel/multiprocess — GoogleTest under mpirun: every rank runs every test. Rank 0 prints
-// the usual report; the other ranks print only their failures, prefixed with their rank. The exit
-// status is nonzero when any rank failed (mpirun returns the first nonzero status).
+// tests/mpi_test_main.cpp — main of the multi-process test executables (GoogleTest under mpirun):
+// every rank runs every test. Rank 0 prints the usual report; the other ranks print only their
+// failures, prefixed with their rank. The exit status is nonzero when any rank failed (mpirun
+// returns the first nonzero status).
 #include <gtest/gtest.h>
 
 #include <cstdio>
