@@ -1,8 +1,10 @@
 // parallel/comm.cpp — see comm.h.
 #include "parallel/comm.h"
 
+#include <algorithm>
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -121,7 +123,7 @@ CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf) {
   return request;
 }
 
-void all_reduce_sum_wait(CommRequest& request) {
+void comm_wait(CommRequest& request) {
   if (request.mpi == MPI_REQUEST_NULL) return;
   CollectiveTrace& t = collective_trace();
   t.calls.fetch_add(1, std::memory_order_relaxed);
@@ -130,7 +132,7 @@ void all_reduce_sum_wait(CommRequest& request) {
   t.current.store(nullptr, std::memory_order_release);
 }
 
-bool all_reduce_sum_test(CommRequest& request) {
+bool comm_test(CommRequest& request) {
   int done = 0;
   check_mpi(MPI_Test(&request.mpi, &done, MPI_STATUS_IGNORE), "MPI_Test (all_reduce_sum)");
   return done != 0;
@@ -156,6 +158,58 @@ void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
   check_mpi(MPI_Allgather(in.data(), count, MPI_FLOAT, out.data(), count, MPI_FLOAT, comm.mpi),
             "MPI_Allgather");
   comm.bytes.all_gather += ring_pass_bytes(comm, out.size());
+}
+
+CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const float> in) {
+  check(out.size() == in.size() * size_t(comm.size),
+        "all_gather_start: output of " + std::to_string(out.size()) + " floats is not " +
+            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  int count = mpi_count(in.size(), "all_gather_start");
+  TraceScope trace("all_gather (start)", comm, out.size());
+  CommRequest request;
+  check_mpi(MPI_Iallgather(in.data(), count, MPI_FLOAT, out.data(), count, MPI_FLOAT, comm.mpi,
+                           &request.mpi),
+            "MPI_Iallgather");
+  comm.bytes.all_gather += ring_pass_bytes(comm, out.size());
+  return request;
+}
+
+CommRequest all_gather_bytes_start(Comm& comm, std::span<uint8_t> out,
+                                   std::span<const uint8_t> in) {
+  check(out.size() == in.size() * size_t(comm.size),
+        "all_gather_bytes_start: output of " + std::to_string(out.size()) + " bytes is not " +
+            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  int count = mpi_count(in.size(), "all_gather_bytes_start");
+  TraceScope trace("all_gather (bytes, start)", comm, out.size() / sizeof(float));
+  CommRequest request;
+  check_mpi(MPI_Iallgather(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm.mpi,
+                           &request.mpi),
+            "MPI_Iallgather");
+  comm.bytes.all_gather += uint64_t(comm.size - 1) * out.size() / uint64_t(comm.size);
+  return request;
+}
+
+BucketRange even_block(size_t n, int p, int r) {
+  size_t len = (n + size_t(p) - 1) / size_t(p);
+  return {std::min(n, size_t(r) * len), std::min(n, size_t(r + 1) * len)};
+}
+
+void all_gather_even(Comm& comm, std::span<float> buf) {
+  mpi_count(buf.size(), "all_gather_even");
+  // Grown once per process, not per call: the training step allocates nothing.
+  thread_local std::vector<int> counts, displs;
+  counts.resize(size_t(comm.size));
+  displs.resize(size_t(comm.size));
+  for (int r = 0; r < comm.size; ++r) {
+    BucketRange b = even_block(buf.size(), comm.size, r);
+    counts[size_t(r)] = int(b.size());
+    displs[size_t(r)] = int(b.begin);
+  }
+  TraceScope trace("all_gather (even)", comm, buf.size());
+  check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf.data(), counts.data(),
+                           displs.data(), MPI_FLOAT, comm.mpi),
+            "MPI_Allgatherv");
+  comm.bytes.all_gather += ring_pass_bytes(comm, buf.size());
 }
 
 void broadcast(Comm& comm, std::span<float> buf, int root) {

@@ -37,6 +37,14 @@ struct CommBytes {
 };
 uint64_t comm_bytes_total(const CommBytes& bytes);
 
+// [begin, end) element range of a buffer.
+struct BucketRange {
+  size_t begin = 0;
+  size_t end = 0;
+  size_t size() const { return end - begin; }
+  bool operator==(const BucketRange&) const = default;
+};
+
 struct Comm {
   MPI_Comm mpi = MPI_COMM_NULL;
   const char* name = "world";  // which group ("world", "dp", "tp", "pp", ...), for messages
@@ -63,21 +71,31 @@ void comm_free(Comm& comm);
 // buf = sum over ranks of buf, on every rank.
 void all_reduce_sum(Comm& comm, std::span<float> buf);
 
-// A non-blocking all-reduce in flight. buf must stay alive and untouched until the wait.
+// A non-blocking collective in flight. Its buffers must stay alive and untouched until the wait.
 struct CommRequest {
   MPI_Request mpi = MPI_REQUEST_NULL;
 };
 CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf);
 // Waits for the request (a no-op on a finished or empty request) and empties it.
-void all_reduce_sum_wait(CommRequest& request);
+void comm_wait(CommRequest& request);
 // Lets MPI progress the request without blocking (Open MPI moves a non-blocking collective forward
 // only inside MPI calls); true once it has finished.
-bool all_reduce_sum_test(CommRequest& request);
+bool comm_test(CommRequest& request);
 
 // in has p equal blocks of out.size(); out = sum over ranks of block `comm.rank` of in.
 void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float> in);
 // in is this rank's block; out (p * in.size()) = the blocks of all ranks in rank order.
 void all_gather(Comm& comm, std::span<float> out, std::span<const float> in);
+// The non-blocking all_gather (and its bytes form), finished by comm_wait.
+CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const float> in);
+CommRequest all_gather_bytes_start(Comm& comm, std::span<uint8_t> out, std::span<const uint8_t> in);
+
+// Even blocks: a buffer of n floats split over p ranks gives rank r the floats
+// [r * ceil(n/p), (r + 1) * ceil(n/p)) clipped to n (the last blocks may be short or empty).
+BucketRange even_block(size_t n, int p, int r);
+// buf (n floats) holds this rank's even block in place; afterwards every block, from its owner.
+void all_gather_even(Comm& comm, std::span<float> buf);
+
 // buf on every rank = buf on `root`.
 void broadcast(Comm& comm, std::span<float> buf, int root);
 void barrier(const Comm& comm);

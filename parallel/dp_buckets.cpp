@@ -39,7 +39,7 @@ void dp_bucket_ready(DpBuckets& buckets, size_t b) {
   }
   // Open MPI has no progress thread by default: a non-blocking all-reduce advances only inside
   // MPI calls, so each new bucket also pushes the ones already in flight.
-  for (size_t i = 0; i < buckets.started; ++i) all_reduce_sum_test(buckets.requests[i]);
+  for (size_t i = 0; i < buckets.started; ++i) comm_test(buckets.requests[i]);
   BucketRange r = dp_bucket_range(buckets.grads.size(), buckets.bucket_floats, b);
   buckets.requests[b] =
       all_reduce_sum_start(*buckets.comm, buckets.grads.subspan(r.begin, r.end - r.begin));
@@ -48,7 +48,7 @@ void dp_bucket_ready(DpBuckets& buckets, size_t b) {
 
 void dp_finish(DpBuckets& buckets) {
   while (buckets.started < dp_bucket_count(buckets)) dp_bucket_ready(buckets, buckets.started);
-  for (CommRequest& request : buckets.requests) all_reduce_sum_wait(request);
+  for (CommRequest& request : buckets.requests) comm_wait(request);
   buckets.started = 0;
   if (buckets.comm->size == 1) return;
   // Every rank holds the same sum and divides by the same number, so the means are equal too.

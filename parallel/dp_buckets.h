@@ -25,13 +25,6 @@ namespace hibari {
 // 25 MB, the default of PyTorch DDP (bucket_cap_mb=25) and close to Megatron's.
 inline constexpr size_t kDefaultBucketBytes = size_t(25) * 1000 * 1000;
 
-// [begin, end) element range of one bucket in the gradient buffer.
-struct BucketRange {
-  size_t begin = 0;
-  size_t end = 0;
-  bool operator==(const BucketRange&) const = default;
-};
-
 // Pure arithmetic over a buffer of n floats cut into buckets of bucket_floats (>= 1).
 size_t dp_bucket_count(size_t n, size_t bucket_floats);
 BucketRange dp_bucket_range(size_t n, size_t bucket_floats, size_t b);

@@ -31,9 +31,9 @@ TEST(Comm, CollectivesAreIdentityOnOneRank) {
   all_reduce_sum(world, buf);
   EXPECT_EQ(buf, want);
   CommRequest request = all_reduce_sum_start(world, buf);
-  all_reduce_sum_wait(request);
+  comm_wait(request);
   EXPECT_EQ(request.mpi, MPI_REQUEST_NULL);
-  all_reduce_sum_wait(request);  // waiting twice is harmless
+  comm_wait(request);  // waiting twice is harmless
   EXPECT_EQ(buf, want);
   std::vector<float> out(want.size());
   reduce_scatter_sum(world, out, want);
@@ -69,6 +69,17 @@ TEST(Comm, MismatchedBlockSizesAreErrors) {
   EXPECT_NE(test::error_of([&] { all_gather(world, out, in); }).find("all_gather"),
             std::string::npos);
   EXPECT_NE(test::error_of([&] { broadcast(world, out, 1); }).find("root 1"), std::string::npos);
+}
+
+TEST(EvenBlock, SplitsLikeCeilDivisionAndClipsTheTail) {
+  EXPECT_EQ(even_block(10, 4, 0), (BucketRange{0, 3}));
+  EXPECT_EQ(even_block(10, 4, 3), (BucketRange{9, 10}));
+  EXPECT_EQ(even_block(2, 4, 2), (BucketRange{2, 2}));
+  EXPECT_EQ(even_block(2, 4, 3), (BucketRange{2, 2}));
+  EXPECT_EQ(even_block(8, 1, 0), (BucketRange{0, 8}));
+  size_t covered = 0;
+  for (int r = 0; r < 7; ++r) covered += even_block(100, 7, r).size();
+  EXPECT_EQ(covered, 100u);
 }
 
 }  // namespace

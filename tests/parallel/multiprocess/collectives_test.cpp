@@ -52,8 +52,8 @@ TEST(Collectives, NonBlockingAllReduceSum) {
   std::vector<float> a = contribution(world.rank, 1000), b = contribution(world.rank + 5, 333);
   CommRequest ra = all_reduce_sum_start(world, a);
   CommRequest rb = all_reduce_sum_start(world, b);
-  all_reduce_sum_wait(rb);
-  all_reduce_sum_wait(ra);
+  comm_wait(rb);
+  comm_wait(ra);
   EXPECT_EQ(a, sum_over_ranks(world.size, 1000));
   std::vector<float> want_b(333, 0.0f);
   for (int r = 0; r < world.size; ++r)
@@ -177,6 +177,36 @@ TEST(Collectives, TraceCountsCallsAndClearsTheCurrentOne) {
   EXPECT_EQ(collective_trace().calls.load(), before + 2);
   EXPECT_EQ(collective_trace().current.load(), nullptr);
   EXPECT_STREQ(collective_trace().group.load(), "world");
+}
+
+// Each rank fills only its even block; afterwards all hold every block. n = 10 on 4 ranks gives
+// blocks of 3, 3, 3, 1; n = 2 on 3 or 4 ranks leaves the last ranks' blocks empty.
+TEST(Collectives, AllGatherEvenFillsEveryBlockFromItsOwner) {
+  Comm world = comm_world();
+  for (size_t n : {size_t(10), size_t(2), size_t(1000)}) {
+    std::vector<float> buf(n, -1.0f);
+    BucketRange mine = even_block(n, world.size, world.rank);
+    for (size_t i = mine.begin; i < mine.end; ++i) buf[i] = float(world.rank * 10000 + int(i));
+    all_gather_even(world, buf);
+    for (int r = 0; r < world.size; ++r) {
+      BucketRange b = even_block(n, world.size, r);
+      for (size_t i = b.begin; i < b.end; ++i) ASSERT_EQ(buf[i], float(r * 10000 + int(i)));
+    }
+  }
+}
+
+TEST(Collectives, NonBlockingAllGatherEqualsBlocking) {
+  Comm world = comm_world();
+  std::vector<float> mine = contribution(world.rank, 17), out(17 * size_t(world.size)),
+                     want(17 * size_t(world.size));
+  std::vector<uint8_t> bytes_in(3, uint8_t(world.rank)), bytes_out(3 * size_t(world.size));
+  CommRequest floats = all_gather_start(world, out, mine);
+  CommRequest bytes = all_gather_bytes_start(world, bytes_out, bytes_in);
+  comm_wait(floats);
+  comm_wait(bytes);
+  all_gather(world, want, mine);
+  EXPECT_EQ(out, want);
+  for (int r = 0; r < world.size; ++r) EXPECT_EQ(bytes_out[size_t(r) * 3 + 2], uint8_t(r));
 }
 
 }  // namespace
