@@ -168,6 +168,42 @@ TEST(Pipeline, PointToPointCallsAreMegatrons) {
             (PipelineTransfer{.send_backward = 0, .recv_forward = 3, .slot = 0}));
 }
 
+// A micro-batch holds its slot from the moment its input lands (the receive, or the first stage's
+// own forward) to the end of its backward. A receive writes only a free slot, the forward and the
+// send find their micro-batch in the slot they name.
+TEST(Pipeline, ReceivesWriteOnlyFreeSlots) {
+  for (int stages = 1; stages <= 8; ++stages) {
+    for (int m = 1; m <= 12; ++m) {
+      for (int k = 0; k < stages; ++k) {
+        SCOPED_TRACE("stages " + std::to_string(stages) + " micro-batches " + std::to_string(m) +
+                     " stage " + std::to_string(k));
+        std::vector<int> slot_owner(pipeline_slots(k, stages, m), -1);
+        for (const PipelineStep& s : pipeline_1f1b_steps(k, stages, m)) {
+          if (s.is_transfer) {
+            const PipelineTransfer& t = s.transfer;
+            if (t.recv_forward >= 0) {
+              ASSERT_EQ(slot_owner.at(t.slot), -1) << "receive into a taken slot";
+              slot_owner[t.slot] = t.recv_forward;
+            }
+            if (t.send_forward >= 0) {
+              ASSERT_EQ(slot_owner.at(t.slot), t.send_forward);
+            }
+          } else if (s.op.kind == F) {
+            if (k == 0) {
+              ASSERT_EQ(slot_owner.at(s.op.slot), -1) << "forward into a taken slot";
+              slot_owner[s.op.slot] = s.op.micro_batch;
+            }
+            ASSERT_EQ(slot_owner.at(s.op.slot), s.op.micro_batch) << "input not in its slot";
+          } else {
+            ASSERT_EQ(slot_owner.at(s.op.slot), s.op.micro_batch);
+            slot_owner[s.op.slot] = -1;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Plays the plans of all stages against each other under the strictest semantics MPI allows:
 // a send_recv posts its send and its receive together and returns only when both have met their
 // peer's matching half (a send never completes into a buffer before its receive is posted). A
