@@ -3,8 +3,9 @@
 // and whose last stage adds the loss L = sum_i (y_i - t_i)^2 over its micro-batch. After
 // pipeline_run_1f1b the parameter gradients of every stage equal one process running the whole
 // chain micro-batch by micro-batch, bit for bit: inputs, weights, biases and targets are small
-// integers, so every product and sum stays an integer far below 2^24 and float arithmetic is exact
-// in any order.
+// integers, so every gradient element stays an integer far below 2^24 and float arithmetic is exact
+// in any order. (The loss of the large case exceeds 2^24 and rounds, but both sides add it in the
+// same order.)
 #include "parallel/pipeline.h"
 
 #include <gtest/gtest.h>
@@ -19,9 +20,9 @@
 namespace hibari {
 namespace {
 
-// Floats per activation: a few, and enough that Open MPI's shared-memory transport switches from
-// eager sends (copied into a buffer, the send returns at once) to rendezvous (the send waits for
-// its receive), the protocol under which a mispaired schedule deadlocks.
+// Floats per activation. kSmall goes eagerly (copied into a buffer, the send returns at once);
+// kLarge (200 KB) is far past the 4 KB eager limit of Open MPI's shared-memory transport, so each
+// send waits for its receive: the protocol under which a mispaired schedule deadlocks.
 constexpr size_t kSmall = 6;
 constexpr size_t kLarge = 50000;
 
