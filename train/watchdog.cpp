@@ -1,9 +1,13 @@
 // train/watchdog.cpp — the monitor thread and the phase marks (see watchdog.h).
 #include "train/watchdog.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <exception>
+#include <future>
+#include <string>
 
 namespace hibari {
 
@@ -48,18 +52,61 @@ void write_entry(Watchdog& w, const char* phase, int64_t step, int64_t entered_n
   w.sequence.store(s + 2, std::memory_order_release);
 }
 
+// What every rank is in, from the status files, or why not.  Read on a helper thread that is left
+// behind if the filesystem does not answer in time (the process ends right after anyway).  This
+// rank's own record is published first, so it says where this rank is now.
+std::string job_report(const Watchdog& w, const PhaseEntry& e) {
+  RankStatus& status = *w.status;
+  const double stale_seconds = w.stale_seconds;
+  std::packaged_task<std::string()> task([&status, e, stale_seconds] {
+    rank_status_publish(status, e.step, e.phase);
+    return rank_status_report(status.dir, status.size, stale_seconds);
+  });
+  std::future<std::string> report = task.get_future();
+  std::thread(std::move(task)).detach();
+  const auto timeout = std::chrono::duration<double>(w.report_timeout_seconds);
+  if (report.wait_for(timeout) != std::future_status::ready) {
+    char text[160];
+    std::snprintf(text, sizeof text, "the rank status files did not answer within %g s",
+                  w.report_timeout_seconds);
+    return text;
+  }
+  try {
+    return report.get();
+  } catch (const std::exception& error) {
+    return std::string("no rank status: ") + error.what();
+  }
+}
+
 // std::_Exit, not exit or abort: the stuck thread sits in a kernel, a collective or a blocked
 // write and cannot be unwound or joined; exit() would run static destructors under its feet (and
 // could hang on a lock it holds), abort() would dump a core of a healthy-looking process and end
 // with SIGABRT rather than a code the supervisor reads as "stuck".
 [[noreturn]] void abort_stuck(const Watchdog& w, const PhaseEntry& e, int64_t now) {
   const double stuck_s = double(now - e.entered_ns) * 1e-9;
+  const std::string report = w.status != nullptr ? job_report(w, e) + "; " : "";
   std::fprintf(w.out,
                "hibari: error: watchdog: step %lld stuck in phase \"%s\" for %.0f s (limit %g s); "
-               "aborting\n",
-               static_cast<long long>(e.step), e.phase, std::floor(stuck_s), w.limit_seconds);
+               "%saborting\n",
+               static_cast<long long>(e.step), e.phase, std::floor(stuck_s), w.limit_seconds,
+               report.c_str());
   std::fflush(w.out);
   std::_Exit(3);
+}
+
+// Publishes this rank's record every heartbeat period until stopped.  The lock is not held while
+// writing: the monitor needs it to wake up, and a write stuck on a dead filesystem must not keep
+// the monitor from firing.
+void heartbeat_loop(Watchdog& w) {
+  const auto period = std::chrono::duration<double>(w.heartbeat_seconds);
+  std::unique_lock<std::mutex> lock(w.mutex);
+  while (!w.stopping) {
+    lock.unlock();
+    const PhaseEntry e = read_entry(w);
+    rank_status_publish(*w.status, e.step, e.phase);
+    lock.lock();
+    w.wake.wait_for(lock, period, [&] { return w.stopping; });
+  }
 }
 
 // Sleeps until the current entry's deadline (or one limit while idle: an entry made meanwhile is
@@ -87,8 +134,13 @@ void monitor_loop(Watchdog& w) {
 
 }  // namespace
 
-Watchdog::Watchdog(double limit_seconds_, FILE* out_) : limit_seconds(limit_seconds_), out(out_) {
-  if (limit_seconds > 0) monitor = std::thread(monitor_loop, std::ref(*this));
+Watchdog::Watchdog(double limit_seconds_, FILE* out_, RankStatus* status_)
+    : limit_seconds(limit_seconds_), out(out_), status(status_) {
+  heartbeat_seconds = std::clamp(limit_seconds / 10, 0.1, 1.0);
+  stale_seconds = std::max(3 * heartbeat_seconds, std::min(3.0, limit_seconds / 2));
+  if (limit_seconds <= 0) return;
+  if (status != nullptr) heartbeat = std::thread(heartbeat_loop, std::ref(*this));
+  monitor = std::thread(monitor_loop, std::ref(*this));
 }
 
 Watchdog::~Watchdog() {
@@ -99,6 +151,7 @@ Watchdog::~Watchdog() {
   }
   wake.notify_all();
   monitor.join();
+  if (heartbeat.joinable()) heartbeat.join();
 }
 
 void watchdog_enter(Watchdog& w, const char* phase, int64_t step) {
@@ -108,7 +161,7 @@ void watchdog_enter(Watchdog& w, const char* phase, int64_t step) {
 
 void watchdog_idle(Watchdog& w) {
   if (w.limit_seconds <= 0) return;
-  write_entry(w, nullptr, 0, 0);
+  write_entry(w, nullptr, w.step.load(std::memory_order_relaxed), 0);
 }
 
 }  // namespace hibari

@@ -9,6 +9,28 @@
 //
 // Marks are cheap and never allocate or lock: a clock read and a few atomic stores (a seqlock),
 // safe to call millions of times.  Only one thread (the training loop) marks phases.
+//
+// Under mpirun, give it this rank's RankStatus (parallel/rank_status.h).  A heartbeat thread then
+// publishes the rank's record (the step and phase the loop marked, the collective it is in) every
+// `heartbeat_seconds`, and the abort line gains one sentence about the whole job, read from every
+// rank's record:
+//   hibari: error: watchdog: step 5 stuck in phase "backward" for 31 s (limit 30 s); rank 2 (pid
+//   4242 on node-a) is late: ...; ranks 0, 1, 3 wait in all_reduce #812 on dp (1048576 floats);
+//   aborting
+// All ranks stuck behind one late rank fire at about the same time; the first to exit makes mpirun
+// end the others, so its line is the one the user reads, and every rank's line says the same.
+//
+// Heartbeat period and staleness (both derived from the limit, both well under it):
+//   heartbeat_seconds = clamp(limit / 10, 0.1 s, 1 s)
+//   stale_seconds     = max(3 heartbeat periods, min(3 s, limit / 2))
+// so a 600 s limit beats every second and calls a rank stopped or dead after 3 s of silence, and
+// a 2 s test limit beats every 0.2 s and calls it after 1 s.  Three periods leave room for a
+// loaded machine or a slow filesystem before a live rank looks dead.
+//
+// The heartbeat has its own thread, not the monitor's: a write that blocks on a dead network
+// filesystem must not keep the monitor from firing.  For the same reason the abort reads the
+// records on a helper thread and gives up after `report_timeout_seconds`, printing the line
+// without the report rather than hanging.
 #pragma once
 
 #include <atomic>
@@ -18,11 +40,17 @@
 #include <mutex>
 #include <thread>
 
+#include "parallel/rank_status.h"
+
 namespace hibari {
 
 struct Watchdog {
-  double limit_seconds = 0;  // 0: disabled (no thread, marks do nothing)
-  FILE* out = nullptr;       // where the abort message goes (stderr in `hibari train`)
+  double limit_seconds = 0;      // 0: disabled (no thread, marks do nothing)
+  FILE* out = nullptr;           // where the abort message goes (stderr in `hibari train`)
+  RankStatus* status = nullptr;  // optional: heartbeat and job report (not owned; outlives this)
+  double heartbeat_seconds = 0;  // see the header comment
+  double stale_seconds = 0;
+  double report_timeout_seconds = 5;
 
   // The phase entry the loop is in, written by the marking thread only.  `sequence` is odd while
   // the fields are being rewritten and grows by 2 per mark, so the monitor can tell that the entry
@@ -36,10 +64,12 @@ struct Watchdog {
   std::condition_variable wake;
   bool stopping = false;
   std::thread monitor;
+  std::thread heartbeat;  // only with a status
 
-  // Starts the monitor thread when limit_seconds > 0.
-  Watchdog(double limit_seconds, FILE* out);
-  // Stops and joins the monitor promptly (it is woken, not waited out).
+  // Starts the monitor thread when limit_seconds > 0, and the heartbeat thread too when `status`
+  // is given (an open RankStatus; the first beat goes out as the thread starts).
+  Watchdog(double limit_seconds, FILE* out, RankStatus* status = nullptr);
+  // Stops and joins the threads promptly (they are woken, not waited out).
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -49,7 +79,8 @@ struct Watchdog {
 // "checkpoint", "validation") of `step`; the clock for the limit starts now.
 void watchdog_enter(Watchdog& w, const char* phase, int64_t step);
 
-// The loop is between steps: nothing is timed until the next watchdog_enter.
+// The loop is between steps: nothing is timed until the next watchdog_enter (the step stays, for
+// the heartbeat's "between steps (last step N)").
 void watchdog_idle(Watchdog& w);
 
 }  // namespace hibari

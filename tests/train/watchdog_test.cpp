@@ -1,20 +1,44 @@
 // The watchdog: a phase that overruns its limit ends the process with code 3 and one line naming
 // the step and phase; short phases never fire; a disabled watchdog has no thread; marks are cheap.
+// With a RankStatus: the heartbeat publishes the marked step and phase, the abort line carries the
+// job report, and a status directory that does not answer cannot hold the abort back.
 #include "train/watchdog.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 
+#include "parallel/rank_status.h"
+
 namespace {
 
+using hibari::RankRecord;
+using hibari::RankStatus;
 using hibari::Watchdog;
 using Clock = std::chrono::steady_clock;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char name[] = "/tmp/hibari-watchdog-XXXXXX";
+    path = ::mkdtemp(name);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+double unix_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -121,6 +145,90 @@ TEST(Watchdog, MarksAreCheap) {
     watchdog_idle(w);
   }
   EXPECT_LT(seconds_since(start), 1.0);
+}
+
+TEST(Watchdog, HeartbeatPeriodAndStalenessFollowTheLimit) {
+  const struct {
+    double limit, heartbeat, stale;
+  } cases[] = {{600, 1.0, 3.0}, {30, 1.0, 3.0}, {5, 0.5, 2.5}, {2, 0.2, 1.0}, {0.5, 0.1, 0.3}};
+  for (const auto& c : cases) {
+    Watchdog w(c.limit, stderr);
+    EXPECT_DOUBLE_EQ(w.heartbeat_seconds, c.heartbeat) << "limit " << c.limit;
+    EXPECT_DOUBLE_EQ(w.stale_seconds, c.stale) << "limit " << c.limit;
+    EXPECT_LT(w.stale_seconds, c.limit);
+  }
+}
+
+TEST(Watchdog, HeartbeatPublishesTheMarkedStepAndPhase) {
+  TempDir tmp;
+  RankStatus status;
+  hibari::rank_status_open(status, tmp.path, 0, 1);
+  {
+    Watchdog w(1.0, stderr, &status);  // beats every 0.1 s
+    EXPECT_TRUE(w.heartbeat.joinable());
+    watchdog_enter(w, "forward", 9);
+    std::this_thread::sleep_for(std::chrono::milliseconds(350));
+    RankRecord r;
+    ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, r));
+    EXPECT_EQ(r.step, 9);
+    EXPECT_STREQ(r.phase, "forward");
+    EXPECT_GE(r.sequence, 4u);  // the start record, then a beat every 0.1 s
+    EXPECT_LT(unix_seconds() - double(r.heartbeat_unix_ns) * 1e-9, 0.25);
+
+    watchdog_idle(w);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, r));
+    EXPECT_EQ(r.step, 9);  // the last step stays while idle
+    EXPECT_STREQ(r.phase, "");
+  }
+  // Stopped with the watchdog: no beat after it is gone.
+  RankRecord last, later;
+  ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, last));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, later));
+  EXPECT_EQ(later.sequence, last.sequence);
+  hibari::rank_status_close(status);
+}
+
+TEST(Watchdog, AbortLineCarriesTheJobReport) {
+  TempDir tmp;
+  auto [status, text] = run_in_child([&](FILE* out) {
+    RankStatus rank_status;
+    hibari::rank_status_open(rank_status, tmp.path, 0, 1);
+    Watchdog w(1.0, out, &rank_status);
+    watchdog_enter(w, "backward", 123);
+    std::this_thread::sleep_for(std::chrono::seconds(10));  // stuck
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  // One rank, in no collective (this process never communicates): nobody is behind it.
+  EXPECT_EQ(text,
+            "hibari: error: watchdog: step 123 stuck in phase \"backward\" for 1 s (limit 1 s); "
+            "no rank is behind: rank 0 is in step 123 \"backward\" after 0 collectives; "
+            "aborting\n");
+}
+
+TEST(Watchdog, StatusFilesThatDoNotAnswerCannotHoldTheAbortBack) {
+  // Rank 1's "file" is a FIFO nobody writes: opening it blocks forever, like a read from a dead
+  // network filesystem.  The abort must still come, with the line saying why it has no report.
+  TempDir tmp;
+  ASSERT_EQ(::mkfifo(hibari::rank_status_path(tmp.path, 1).c_str(), 0644), 0);
+  const auto start = Clock::now();
+  auto [status, text] = run_in_child([&](FILE* out) {
+    RankStatus rank_status;
+    hibari::rank_status_open(rank_status, tmp.path, 0, 2);
+    Watchdog w(1.0, out, &rank_status);
+    w.report_timeout_seconds = 0.5;
+    watchdog_enter(w, "optimizer", 4);
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+  });
+  const double took = seconds_since(start);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_EQ(text,
+            "hibari: error: watchdog: step 4 stuck in phase \"optimizer\" for 1 s (limit 1 s); "
+            "the rank status files did not answer within 0.5 s; aborting\n");
+  EXPECT_LT(took, 3.0);
 }
 
 }  // namespace
