@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "parallel/comm.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
 
@@ -16,7 +17,11 @@ void add_train_commands(CLI::App& app) {
   CLI::App* train = app.add_subcommand("train", "train a model as described by a TOML run file");
   train->add_option("--config", *config_path, "the run file (TOML)")->required();
   train->callback([config_path] {
-    TrainSummary summary = run_training(load_run_config(*config_path), stdout);
+    RunConfig config = load_run_config(*config_path);
+    // MPI: started by `mpirun -np N hibari train`, else a world of one process.
+    comm_init(nullptr, nullptr);
+    TrainSummary summary = run_training(config, stdout);
+    comm_finalize();
     // Stopped by SIGTERM/SIGINT (after writing a checkpoint): exit as the signal would have.
     if (summary.stopped_by_signal != 0) {
       std::fflush(stdout);

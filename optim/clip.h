@@ -8,5 +8,7 @@ namespace hibari {
 
 // Returns the norm before clipping.  max_norm <= 0 only measures.
 double clip_grad_norm(float* grads, size_t n, double max_norm);
+// The scaling step alone, for a norm measured elsewhere (over the shards of many processes).
+void clip_grads_to_norm(float* grads, size_t n, double norm, double max_norm);
 
 }  // namespace hibari

@@ -112,6 +112,14 @@ void all_reduce_sum(Comm& comm, std::span<float> buf) {
   comm.bytes.all_reduce += 2 * ring_pass_bytes(comm, buf.size());
 }
 
+void all_reduce_sum_f64(Comm& comm, std::span<double> buf) {
+  int count = mpi_count(buf.size(), "all_reduce_sum_f64");
+  TraceScope trace("all_reduce", comm, buf.size() * 2);
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf.data(), count, MPI_DOUBLE, MPI_SUM, comm.mpi),
+            "MPI_Allreduce");
+  comm.bytes.all_reduce += 2 * 2 * ring_pass_bytes(comm, buf.size());
+}
+
 CommRequest all_reduce_sum_start(Comm& comm, std::span<float> buf) {
   int count = mpi_count(buf.size(), "all_reduce_sum_start");
   TraceScope trace("all_reduce (start)", comm, buf.size());

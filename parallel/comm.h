@@ -71,6 +71,9 @@ void comm_free(Comm& comm);
 // buf = sum over ranks of buf, on every rank.
 void all_reduce_sum(Comm& comm, std::span<float> buf);
 
+// The same over doubles (norms and loss sums that must not lose digits on the way).
+void all_reduce_sum_f64(Comm& comm, std::span<double> buf);
+
 // A non-blocking collective in flight. Its buffers must stay alive and untouched until the wait.
 struct CommRequest {
   MPI_Request mpi = MPI_REQUEST_NULL;

@@ -135,6 +135,7 @@ void for_each_section(RunConfig& c, F&& f) {
   f("optimizer", c.optimizer);
   f("schedule", c.schedule);
   f("checkpoint", c.checkpoint);
+  f("parallel", c.parallel);
   f("run", c.run);
 }
 
@@ -206,6 +207,18 @@ RunConfig load_run_config(const std::string& path) {
     fail_file(path,
               "[checkpoint].every, [checkpoint].keep, [train].spike_factor and "
               "[train].freeze_vocab_below must not be negative");
+  check_positive(path, "[parallel].tp", c.parallel.tp);
+  check_positive(path, "[parallel].pp", c.parallel.pp);
+  if (c.parallel.zero_stage < 0 || c.parallel.zero_stage > 3)
+    fail_file(path, "[parallel].zero_stage must be 0, 1, 2 or 3, got " +
+                        std::to_string(c.parallel.zero_stage));
+  if (c.parallel.shard_group < 0) fail_file(path, "[parallel].shard_group must not be negative");
+  if (c.parallel.shard_group > 0 && c.parallel.zero_stage < 2)
+    fail_file(path, "[parallel].shard_group (hybrid sharding) needs zero_stage 2 or 3");
+  if (c.parallel.quantized_gather && c.parallel.zero_stage != 3)
+    fail_file(path, "[parallel].quantized_gather needs zero_stage 3");
+  if (c.parallel.sequence_parallel && c.parallel.tp == 1)
+    fail_file(path, "[parallel].sequence_parallel needs tp > 1");
   if (c.checkpoint.dir.empty())
     c.checkpoint.dir = (std::filesystem::path(c.run.dir) / "ckpt").string();
   if (c.schedule.decay_steps == 0) c.schedule.decay_steps = c.train.steps;

@@ -148,6 +148,33 @@ struct CheckpointSection {
   }
 };
 
+struct ParallelSection {
+  int64_t tp = 1;
+  int64_t pp = 1;
+  bool sequence_parallel = false;
+  int64_t zero_stage = 0;
+  int64_t shard_group = 0;
+  bool quantized_gather = false;
+  template <class V>
+  void visit(V&& v) {
+    v("tp", tp,
+      "tensor-parallel ranks per layer (Megatron: heads, MLP columns and vocabulary split); the "
+      "data-parallel size is the process count / (tp x pp)");
+    v("pp", pp, "pipeline stages (layers split evenly, 1F1B schedule over the micro-batches)");
+    v("sequence_parallel", sequence_parallel,
+      "with tp > 1: norms and the residual stream on 1/tp of the tokens (reduce-scatter and "
+      "all-gather instead of all-reduce)");
+    v("zero_stage", zero_stage,
+      "0: plain data parallelism; 1: AdamW state sharded over the dp ranks; 2: + gradients; 3: + "
+      "parameters (gathered layer by layer)");
+    v("shard_group", shard_group,
+      "hybrid sharding (ZeRO stage 2 or 3): shard within groups of this many dp ranks (e.g. a "
+      "node) and replicate across groups; 0: shard over all dp ranks");
+    v("quantized_gather", quantized_gather,
+      "ZeRO-3: gather parameters as int8 blocks with quantized scales (about 1/4 of the bytes)");
+  }
+};
+
 struct RunSection {
   std::string dir = "runs/default";
   template <class V>
@@ -165,6 +192,7 @@ struct RunConfig {
   OptimizerSection optimizer;
   ScheduleSection schedule;
   CheckpointSection checkpoint;
+  ParallelSection parallel;
   RunSection run;
 };
 

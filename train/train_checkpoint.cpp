@@ -39,30 +39,30 @@ void checkpoint_wait(CheckpointWriter& w, std::string& problem) {
   }
 }
 
-void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, const AdamW& optimizer,
-                     Loader& loader, const std::string& config_json, const std::string& run_toml,
-                     bool background) {
+void checkpoint_save(CheckpointWriter& w, int64_t step, const TrainingState& st, Loader& loader,
+                     const std::string& config_json, const std::string& run_toml, bool background) {
   std::string problem;
   checkpoint_wait(w, problem);
   if (!problem.empty()) std::fprintf(stderr, "hibari: warning: %s\n", problem.c_str());
 
-  const size_t n = model.layout.total;
+  const ParameterLayout& layout = *st.layout;
+  const size_t n = layout.total;
   w.snapshot.resize(3 * n);  // allocated at the first checkpoint only
-  std::memcpy(w.snapshot.data(), model.params, n * sizeof(float));
-  std::memcpy(w.snapshot.data() + n, optimizer.m.data(), n * sizeof(float));
-  std::memcpy(w.snapshot.data() + 2 * n, optimizer.v.data(), n * sizeof(float));
+  std::memcpy(w.snapshot.data(), st.params, n * sizeof(float));
+  std::memcpy(w.snapshot.data() + n, st.m, n * sizeof(float));
+  std::memcpy(w.snapshot.data() + 2 * n, st.v, n * sizeof(float));
 
   w.content.step = step;
   w.content.tensor_files.clear();
   std::vector<CheckpointTensor>& params = w.content.tensor_files["model"];
   std::vector<CheckpointTensor>& moments = w.content.tensor_files["optimizer"];
-  for (const ParamInfo& p : model.layout.params) {
+  for (const ParamInfo& p : layout.params) {
     params.push_back({p.name, shape_of(p), w.snapshot.data() + p.offset});
     moments.push_back({"exp_avg." + p.name, shape_of(p), w.snapshot.data() + n + p.offset});
     moments.push_back({"exp_avg_sq." + p.name, shape_of(p), w.snapshot.data() + 2 * n + p.offset});
   }
   nlohmann::json state = {{"step", step},
-                          {"optimizer_step", optimizer.step},
+                          {"optimizer_step", st.optimizer_step},
                           {"loader", loader_state_to_json(loader_checkpoint_state(loader))}};
   w.content.text_files = {
       {"state.json", state.dump(2) + "\n"}, {"config.json", config_json}, {"run.toml", run_toml}};
@@ -86,8 +86,19 @@ void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, cons
   }
 }
 
-LoaderState checkpoint_restore(const LoadedCheckpoint& c, Llama& model, AdamW& optimizer,
-                               int64_t& step) {
+void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, const AdamW& optimizer,
+                     Loader& loader, const std::string& config_json, const std::string& run_toml,
+                     bool background) {
+  TrainingState state{.layout = &model.layout,
+                      .params = model.params,
+                      .m = const_cast<float*>(optimizer.m.data()),
+                      .v = const_cast<float*>(optimizer.v.data()),
+                      .optimizer_step = optimizer.step};
+  checkpoint_save(w, step, state, loader, config_json, run_toml, background);
+}
+
+LoaderState checkpoint_restore(const LoadedCheckpoint& c, const ModelConfig& model,
+                               TrainingState& st, int64_t& step) {
   const std::string config_path = c.dir + "/config.json";
   nlohmann::json saved;
   try {
@@ -95,7 +106,7 @@ LoaderState checkpoint_restore(const LoadedCheckpoint& c, Llama& model, AdamW& o
   } catch (const nlohmann::json::exception&) {
     fail_file(config_path, "malformed JSON");
   }
-  const nlohmann::json now = model_config_to_json(model.config);
+  const nlohmann::json now = model_config_to_json(model);
   for (const auto& [key, value] : now.items()) {
     if (!saved.contains(key) || saved[key] != value)
       fail_file(config_path, "a checkpoint of another model: " + key + " is " +
@@ -104,16 +115,16 @@ LoaderState checkpoint_restore(const LoadedCheckpoint& c, Llama& model, AdamW& o
   }
   const SafeTensorsFile& params = c.tensors("model");
   const SafeTensorsFile& moments = c.tensors("optimizer");
-  for (const ParamInfo& p : model.layout.params) {
-    params.read_f32_into(p.name, model.params + p.offset, shape_of(p));
-    moments.read_f32_into("exp_avg." + p.name, optimizer.m.data() + p.offset, shape_of(p));
-    moments.read_f32_into("exp_avg_sq." + p.name, optimizer.v.data() + p.offset, shape_of(p));
+  for (const ParamInfo& p : st.layout->params) {
+    params.read_f32_into(p.name, st.params + p.offset, shape_of(p));
+    moments.read_f32_into("exp_avg." + p.name, st.m + p.offset, shape_of(p));
+    moments.read_f32_into("exp_avg_sq." + p.name, st.v + p.offset, shape_of(p));
   }
   const std::string state_path = c.dir + "/state.json";
   try {
     nlohmann::json state = nlohmann::json::parse(c.text("state.json"));
     step = state.at("step").get<int64_t>();
-    optimizer.step = state.at("optimizer_step").get<int64_t>();
+    st.optimizer_step = state.at("optimizer_step").get<int64_t>();
     return loader_state_from_json(state.at("loader"), state_path);
   } catch (const nlohmann::json::exception& e) {
     fail_file(state_path, std::string("malformed training state: ") + e.what());

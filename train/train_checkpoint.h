@@ -41,8 +41,22 @@ struct CheckpointWriter {
   ~CheckpointWriter();
 };
 
-// Snapshots the model, optimizer and loader state after `step` and writes them (in the background
-// when `background`).  Waits for the previous write first.
+// The whole model's training state in one-process layout: what a checkpoint holds whatever the
+// parallel layout that wrote it (a multi-process run gathers it on one rank first), so a run can
+// resume under another layout.
+struct TrainingState {
+  const ParameterLayout* layout = nullptr;  // the one-process layout (llama_parameter_layout)
+  float* params = nullptr;                  // (layout->total) each
+  float* m = nullptr;
+  float* v = nullptr;
+  int64_t optimizer_step = 0;
+};
+
+// Snapshots the state and the loader after `step` and writes them (in the background when
+// `background`).  Waits for the previous write first.
+void checkpoint_save(CheckpointWriter& w, int64_t step, const TrainingState& state, Loader& loader,
+                     const std::string& config_json, const std::string& run_toml, bool background);
+// The same for a one-process model and its optimizer.
 void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, const AdamW& optimizer,
                      Loader& loader, const std::string& config_json, const std::string& run_toml,
                      bool background);
@@ -50,9 +64,10 @@ void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, cons
 // `problem` (empty when it went well).
 void checkpoint_wait(CheckpointWriter& w, std::string& problem);
 
-// Restores parameters, AdamW moments and step from `c`, checking that it is a checkpoint of this
-// model (config.json and every tensor's shape); returns the loader state it recorded.
-LoaderState checkpoint_restore(const LoadedCheckpoint& c, Llama& model, AdamW& optimizer,
-                               int64_t& step);
+// Restores parameters, AdamW moments and optimizer step from `c` into `state`'s buffers, checking
+// that it is a checkpoint of `model` (config.json and every tensor's shape); returns the loader
+// state it recorded and sets `step`.
+LoaderState checkpoint_restore(const LoadedCheckpoint& c, const ModelConfig& model,
+                               TrainingState& state, int64_t& step);
 
 }  // namespace hibari

@@ -19,9 +19,9 @@
 #include "data/text_tokenizer.h"
 #include "infer/sample.h"
 #include "model/llama.h"
-#include "optim/adamw.h"
-#include "optim/clip.h"
 #include "optim/schedule.h"
+#include "parallel/rank_status.h"
+#include "train/distributed.h"
 #include "train/hf_weights.h"
 #include "train/metrics.h"
 #include "train/peak_flops.h"
@@ -75,50 +75,6 @@ void write_run_files(const RunConfig& c, const ModelConfig& model, const std::st
   if (!json) fail_file(dir + "/config.json", "write failed");
 }
 
-// The embedding and output matrices, whose first `frozen_rows` rows a continual-pretraining run
-// with an extended vocabulary may keep fixed.
-bool is_vocab_matrix(const ParamInfo& p) {
-  return p.name == "model.embed_tokens.weight" || p.name == "lm_head.weight";
-}
-
-// What AdamW updates: every parameter, less the frozen rows of the vocabulary matrices (so neither
-// their moments nor weight decay touch them).
-std::vector<ParamRange> adamw_ranges(const ParameterLayout& layout, size_t frozen_rows) {
-  std::vector<ParamRange> ranges;
-  for (const ParamInfo& p : layout.params) {
-    size_t skip = is_vocab_matrix(p) ? std::min(frozen_rows, p.shape[0]) * p.shape[1] : 0;
-    if (p.numel > skip) ranges.push_back({p.offset + skip, p.numel - skip, p.weight_decay});
-  }
-  return ranges;
-}
-
-// Zeroes the gradient of the frozen rows, so that the gradient norm and clipping see only what
-// trains.
-void zero_frozen_grads(const ParameterLayout& layout, float* grads, size_t frozen_rows) {
-  for (const ParamInfo& p : layout.params) {
-    if (!is_vocab_matrix(p)) continue;
-    std::fill_n(grads + p.offset, std::min(frozen_rows, p.shape[0]) * p.shape[1], 0.0f);
-  }
-}
-
-// Validation loss per dataset: the mean over `eval_batches` fixed micro-batches of its validation
-// split (the same ones at every evaluation).  NaN for a dataset whose split holds no sample.
-std::vector<double> validation_losses(Llama& model, Loader& loader, const TrainSection& t,
-                                      std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
-  std::vector<double> losses(loader.datasets.size(), std::numeric_limits<double>::quiet_NaN());
-  const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
-  for (size_t d = 0; d < loader.datasets.size(); ++d) {
-    if (t.eval_batches == 0 || loader_valid_samples(loader, d) == 0) continue;
-    double sum = 0;
-    for (int64_t i = 0; i < t.eval_batches; ++i) {
-      loader_read_valid(loader, d, i * int64_t(B), inputs.data(), targets.data());
-      sum += llama_forward(model, inputs.data(), targets.data(), B, T, 0.0f);
-    }
-    losses[d] = sum / double(t.eval_batches);
-  }
-  return losses;
-}
-
 // The blend-weighted mean of the datasets' validation losses that exist: the loss of the mix the
 // model is trained on.
 double blended_loss(const std::vector<double>& losses, const std::vector<double>& weights) {
@@ -131,7 +87,7 @@ double blended_loss(const std::vector<double>& losses, const std::vector<double>
   return weight > 0 ? sum / weight : std::numeric_limits<double>::quiet_NaN();
 }
 
-LoaderOptions loader_options(const RunConfig& c, size_t vocab_size) {
+LoaderOptions loader_options(const RunConfig& c, size_t vocab_size, const Grid& grid) {
   const TrainSection& t = c.train;
   LoaderOptions o;
   for (size_t i = 0; i < c.data.prefixes.size(); ++i) {
@@ -147,6 +103,8 @@ LoaderOptions loader_options(const RunConfig& c, size_t vocab_size) {
   o.train_samples = t.steps * t.global_batch_size;
   o.valid_samples = t.eval_batches * t.micro_batch_size;
   o.vocab_size = vocab_size;
+  o.dp_rank = grid.coord.dp;
+  o.dp_size = grid.sizes.dp;
   o.cache_dir = c.data.cache_dir;
   return o;
 }
@@ -188,22 +146,39 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                     std::to_string(tokenizer->vocab_size()) + " (" +
                                     tokenizer->path() + ")");
   }
-  const size_t B = size_t(t.micro_batch_size), T = size_t(t.seq_length);
-  const int64_t accumulation = t.global_batch_size / t.micro_batch_size;
-  Llama model;
-  llama_create(model, model_config, B, T);
-  AdamW optimizer;
-  adamw_create(optimizer,
-               {.beta1 = float(c.optimizer.beta1),
-                .beta2 = float(c.optimizer.beta2),
-                .eps = float(c.optimizer.eps),
-                .weight_decay = float(c.optimizer.weight_decay)},
-               adamw_ranges(model.layout, size_t(t.freeze_vocab_below)), model.layout.total);
+  const size_t T = size_t(t.seq_length);
+  Distributed dist;
+  distributed_create(dist, c, model_config, size_t(t.freeze_vocab_below));
+  struct FreeGrid {
+    Distributed& d;
+    ~FreeGrid() { distributed_free(d); }
+  } free_grid{dist};
+  Llama& model = dist.model;
+  const bool leader = dist.leader;
+  // Only the leader (world rank 0) talks; the others' output goes nowhere.
+  FILE* null_out = leader ? nullptr : std::fopen("/dev/null", "w");
+  if (!leader) out = null_out;
+  struct CloseNull {
+    FILE* f;
+    ~CloseNull() {
+      if (f) std::fclose(f);
+    }
+  } close_null{null_out};
   LrSchedule schedule{.lr = c.optimizer.lr,
                       .min_lr = c.optimizer.min_lr,
                       .warmup_steps = c.schedule.warmup_steps,
                       .decay_steps = c.schedule.decay_steps,
                       .decay = parse_lr_decay(c.schedule.decay)};
+  // One process keeps its state in one-process layout already; a parallel run gathers it on the
+  // leader for checkpoints (and reads a checkpoint into these before taking its part).
+  const bool single = dist.world.size == 1 && c.parallel.zero_stage == 0;
+  std::vector<float> full_state(single ? 0 : 3 * (leader ? dist.full_layout.total : 0));
+  TrainingState state{
+      .layout = &dist.full_layout,
+      .params = single ? model.params : full_state.data(),
+      .m = single ? dist.optimizer.m.data() : full_state.data() + dist.full_layout.total,
+      .v = single ? dist.optimizer.v.data() : full_state.data() + 2 * dist.full_layout.total,
+      .optimizer_step = 0};
 
   // Where the run starts: the newest intact checkpoint, else HF weights, else a fresh init.
   std::vector<std::string> notes;
@@ -213,31 +188,65 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   std::optional<LoaderState> loader_state;
   std::string start_source = "random initialization (seed " + std::to_string(t.seed) + ")";
   if (checkpoint) {
-    loader_state = checkpoint_restore(*checkpoint, model, optimizer, start_step);
+    if (single) {
+      loader_state = checkpoint_restore(*checkpoint, model_config, state, start_step);
+      dist.optimizer.step = state.optimizer_step;
+    } else {
+      // Every rank reads the checkpoint (full tensors) and keeps its part: any layout resumes
+      // any other's checkpoint.
+      const size_t n = dist.full_layout.total;
+      std::vector<float> full(3 * n);
+      TrainingState read{.layout = &dist.full_layout,
+                         .params = full.data(),
+                         .m = full.data() + n,
+                         .v = full.data() + 2 * n,
+                         .optimizer_step = 0};
+      loader_state = checkpoint_restore(*checkpoint, model_config, read, start_step);
+      distributed_load_params(dist, read.params);
+      distributed_load_moments(dist, read.m, read.v, read.optimizer_step);
+    }
     start_source = "checkpoint " + checkpoint->dir + " (step " + std::to_string(start_step) + ")";
     checkpoint.reset();  // unmap its files
   } else if (!c.model.init_from.empty()) {
-    load_hf_weights(model.layout, model.params, model_config, c.model.init_from);
+    std::vector<float> full(dist.full_layout.total);
+    load_hf_weights(dist.full_layout, full.data(), model_config, c.model.init_from);
+    distributed_load_params(dist, full.data());
     start_source = "Hugging Face weights " + c.model.init_from;
   } else {
-    llama_init_parameters(model.params, model.layout, model_config.initializer_range,
-                          uint64_t(t.seed));
+    distributed_init_params(dist, model_config.initializer_range, uint64_t(t.seed));
   }
-  Loader loader = loader_open(
-      loader_options(c, model_config.vocab_size), loader_state ? &*loader_state : nullptr,
-      c.checkpoint.dir + "/" + checkpoint_dir_name(start_step) + "/state.json", &notes);
+  Loader loader =
+      loader_open(loader_options(c, model_config.vocab_size, dist.grid),
+                  loader_state ? &*loader_state : nullptr,
+                  c.checkpoint.dir + "/" + checkpoint_dir_name(start_step) + "/state.json", &notes);
 
-  std::filesystem::create_directories(c.run.dir);
-  write_run_files(c, model_config, c.run.dir);
-  metrics_drop_after(c.run.dir, start_step);
-  MetricsLog metrics(c.run.dir);
+  if (leader) {
+    std::filesystem::create_directories(c.run.dir);
+    write_run_files(c, model_config, c.run.dir);
+    metrics_drop_after(c.run.dir, start_step);
+  }
+  barrier(dist.world);  // the run directory exists before any rank writes its status there
+  std::optional<MetricsLog> metrics;
+  if (leader) metrics.emplace(c.run.dir);
   const std::string config_json = model_config_to_json(model_config).dump(2) + "\n";
   const std::string run_toml = read_text_file(c.path);
   CheckpointWriter checkpoints;
   checkpoints.root = c.checkpoint.dir;
   checkpoints.keep = int(c.checkpoint.keep);
   const StopSignals stop_signals;
-  Watchdog watchdog(t.watchdog_seconds, stderr);
+  // Under mpirun each rank publishes where it is, so a watchdog that fires can name the rank
+  // that is late and the collective every rank is in.
+  RankStatus rank_status;
+  if (dist.world.size > 1)
+    rank_status_open(rank_status, c.run.dir + "/ranks", dist.world.rank, dist.world.size);
+  struct CloseStatus {
+    RankStatus& s;
+    bool open;
+    ~CloseStatus() {
+      if (open) rank_status_close(s);
+    }
+  } close_status{rank_status, dist.world.size > 1};
+  Watchdog watchdog(t.watchdog_seconds, stderr, dist.world.size > 1 ? &rank_status : nullptr);
 
   // MFU: say once what is divided by what.
   const double flops_per_token = llama_train_flops_per_token(model_config, T);
@@ -264,9 +273,21 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
         loader.weights[d], data.valid.num_samples());
   }
   std::fprintf(out, "  batch   %zu tokens per step (%lld x %zu; %lld micro-batches of %zu)\n",
-               tokens_per_step, (long long)t.global_batch_size, T, (long long)accumulation, B);
-  std::fprintf(out, "  memory  %.1f MiB planned (parameters, gradients, activations)\n",
+               tokens_per_step, (long long)t.global_batch_size, T,
+               (long long)(dist.accumulation * dist.grid.sizes.dp), dist.B);
+  if (dist.world.size > 1) {
+    const GridSizes& g = dist.grid.sizes;
+    std::fprintf(out,
+                 "  layout  %d processes = dp %d x tp %d x pp %d%s; %lld micro-batches per dp rank"
+                 "%s\n",
+                 dist.world.size, g.dp, g.tp, g.pp,
+                 c.parallel.sequence_parallel ? " (sequence parallel)" : "",
+                 (long long)dist.accumulation, g.pp > 1 ? ", 1F1B" : "");
+  }
+  std::fprintf(out,
+               "  memory  %.1f MiB planned for the model (parameters, gradients, activations)\n",
                double(model.arena.bytes()) / (1 << 20));
+  std::fprintf(out, "          %s\n", zero_memory_line(dist.zero).c_str());
   std::fprintf(out, "  MFU     = tokens/s x %.4g FLOP/token / %.4g FLOP/s\n", flops_per_token,
                peak);
   std::fprintf(out,
@@ -280,31 +301,21 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   std::fflush(out);
 
   const bool live = isatty(fileno(out));
-  std::vector<int32_t> inputs(B * T), targets(B * T);
   TrainSummary summary;
   auto run_start = Clock::now();
   double train_seconds = 0;
   summary.resumed_from = start_step;
   std::vector<double> recent_losses;  // for spike detection, the last 50
+  dist.watchdog = &watchdog;
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
-    llama_zero_grads(model);
+    dist.step = step;
     watchdog_enter(watchdog, "data", step);
     loader_next_batch(loader);
-    double loss = 0;
-    for (int64_t micro = 0; micro < accumulation; ++micro) {
-      watchdog_enter(watchdog, "data", step);
-      loader_read_micro_batch(loader, micro, inputs.data(), targets.data());
-      watchdog_enter(watchdog, "forward", step);
-      loss += llama_forward(model, inputs.data(), targets.data(), B, T, 1.0f / float(accumulation));
-      watchdog_enter(watchdog, "backward", step);
-      llama_backward(model);
-    }
-    loss /= double(accumulation);
-    if (t.freeze_vocab_below > 0)
-      zero_frozen_grads(model.layout, model.grads, size_t(t.freeze_vocab_below));
+    double loss = distributed_forward_backward(dist, loader);
     watchdog_enter(watchdog, "optimizer", step);
-    double grad_norm = clip_grad_norm(model.grads, model.layout.total, c.optimizer.grad_clip);
+    double grad_norm =
+        distributed_finish_grads(dist, size_t(t.freeze_vocab_below), c.optimizer.grad_clip);
     double lr = learning_rate(schedule, step);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     if (!finite && t.nan_policy == "abort")
@@ -314,7 +325,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                           : std::string("none")) +
            ")");
     if (finite) {
-      adamw_step(optimizer, model.params, model.grads, float(lr));
+      distributed_optimizer_step(dist, float(lr));
     } else {
       std::fprintf(out,
                    "%sstep %lld: loss %g, gradient norm %g: update skipped (nan_policy = skip)\n",
@@ -334,7 +345,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
     if (eval_now) {
       watchdog_enter(watchdog, "validation", step);
-      std::vector<double> losses = validation_losses(model, loader, t, inputs, targets);
+      std::vector<double> losses = distributed_validation(dist, loader, t.eval_batches);
       summary.valid_loss = blended_loss(losses, loader.weights);
       row.push_back({"valid_loss", summary.valid_loss});
       for (size_t d = 0; d < losses.size(); ++d) {
@@ -358,7 +369,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       recent_losses.push_back(loss);
     }
     if (!finite) row.push_back({"skipped_step", 1});
-    metrics.write(step, row);
+    if (metrics) metrics->write(step, row);
     if (step == start_step + 1) summary.first_loss = loss;
     summary.last_loss = loss;
     summary.steps = step;
@@ -389,13 +400,27 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     }
     std::fflush(out);
 
-    const int signal = stop_signals.received();
+    int signal = stop_signals.received();
+    if (dist.world.size > 1) {
+      // mpirun forwards a signal to every rank, but not at the same instant: the ranks agree
+      // (any rank that saw one stops them all) so that all of them write and stop after this step.
+      double any = distributed_sum(dist, signal != 0 ? 1.0 : 0.0);
+      if (any > 0 && signal == 0) signal = SIGTERM;
+    }
     const bool every = c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
     if (every || step == t.steps || signal != 0) {
       // The last one and the one a signal asks for are written before the process goes on.
       watchdog_enter(watchdog, "checkpoint", step);
-      checkpoint_save(checkpoints, step, model, optimizer, loader, config_json, run_toml,
-                      c.checkpoint.background && step != t.steps && signal == 0);
+      const bool background = c.checkpoint.background && step != t.steps && signal == 0;
+      if (single) {
+        state.optimizer_step = dist.optimizer.step;
+        checkpoint_save(checkpoints, step, state, loader, config_json, run_toml, background);
+      } else {
+        distributed_gather_full(dist, state.params, state.m, state.v);
+        state.optimizer_step = dist.optimizer.step;
+        if (leader)
+          checkpoint_save(checkpoints, step, state, loader, config_json, run_toml, background);
+      }
     }
     watchdog_idle(watchdog);
     if (signal != 0) {
@@ -426,7 +451,10 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
                summary.tokens_per_second, summary.first_loss, summary.last_loss);
 
-  for (size_t i = 0; tokenizer && i < t.sample_prompts.size(); ++i) {
+  if (!single && !t.sample_prompts.empty())
+    std::fprintf(out, "(samples are printed by one-process runs: `hibari generate` on %s)\n",
+                 c.checkpoint.dir.c_str());
+  for (size_t i = 0; single && tokenizer && i < t.sample_prompts.size(); ++i) {
     std::vector<int32_t> tokens = tokenizer->encode(t.sample_prompts[i], true);
     SampleOptions options{.max_new_tokens = size_t(t.sample_tokens),
                           .temperature = t.sample_temperature,
