@@ -31,8 +31,10 @@ void adamw_step(AdamW& opt, float* params, const float* grads, float lr) {
                      .weight_decay = r.weight_decay ? c.weight_decay : 0.0f,
                      .bias_correction1 = bc1,
                      .bias_correction2 = bc2};
-    cpu::adamw_update(params + r.offset, opt.m.data() + r.offset, opt.v.data() + r.offset,
-                      grads + r.offset, r.numel, s);
+    size_t param_offset = r.param_offset == kSameOffset ? r.offset : r.param_offset;
+    size_t grad_offset = r.grad_offset == kSameOffset ? r.offset : r.grad_offset;
+    cpu::adamw_update(params + param_offset, opt.m.data() + r.offset, opt.v.data() + r.offset,
+                      grads + grad_offset, r.numel, s);
   }
 }
 

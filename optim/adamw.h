@@ -16,9 +16,15 @@ struct AdamWConfig {
   float weight_decay = 0.1f;
 };
 
+// A run of elements AdamW updates: m and v at `offset`, parameters and gradients there too unless
+// they live in buffers of their own layout (ZeRO keeps the moments of only this rank's block, while
+// the parameters and gradients it reads may be the full buffers).
+inline constexpr size_t kSameOffset = ~size_t(0);
 struct ParamRange {
   size_t offset, numel;
   bool weight_decay;
+  size_t param_offset = kSameOffset;  // into `params` (kSameOffset: offset)
+  size_t grad_offset = kSameOffset;   // into `grads` (kSameOffset: offset)
 };
 
 struct AdamW {
@@ -28,6 +34,7 @@ struct AdamW {
   int64_t step = 0;         // optimizer steps taken
 };
 
+// `total`: floats of m and v.
 void adamw_create(AdamW& opt, const AdamWConfig& config, std::vector<ParamRange> ranges,
                   size_t total);
 // One step at learning rate `lr`: params updated in place from grads.

@@ -125,10 +125,8 @@ void zero_create(Zero& z, const ZeroOptions& options, Comm& shard, Comm* replica
   z.full_grads = options.stage <= 1 ? full_grads : nullptr;
   check(options.stage == 3 || full_params != nullptr, "ZeRO stages 0-2 need the full parameters");
   check(options.stage >= 2 || full_grads != nullptr, "ZeRO stages 0-1 need the full gradients");
-  if (options.stage >= 1) {
-    z.params.assign(z.shard_total, 0.0f);
-    z.grads.assign(z.shard_total, 0.0f);
-  }
+  if (options.stage == 3) z.params.assign(z.shard_total, 0.0f);
+  if (options.stage >= 2) z.grads.assign(z.shard_total, 0.0f);
   size_t largest = 0;
   for (const ZeroGroup& g : z.groups) largest = std::max(largest, g.shard_floats);
   if (options.stage >= 2) {
@@ -157,7 +155,7 @@ void zero_take_block(const Zero& z, const float* full, float* shard) {
 }
 
 void zero_load_params(Zero& z, const float* full) {
-  if (z.options.stage >= 1) zero_take_block(z, full, z.params.data());
+  if (z.options.stage == 3) zero_take_block(z, full, z.params.data());
   zero_release_params(z);
 }
 
@@ -184,7 +182,7 @@ std::vector<ShardRange> zero_shard_ranges(const Zero& z, size_t offset, size_t n
 }
 
 void zero_begin_step(Zero& z) {
-  if (z.options.stage >= 1) std::fill(z.grads.begin(), z.grads.end(), 0.0f);
+  std::fill(z.grads.begin(), z.grads.end(), 0.0f);
   for (ZeroSlot& s : z.grad_slots) {
     std::fill(s.data.begin(), s.data.end(), 0.0f);
     s.group = -1;
@@ -259,10 +257,7 @@ void zero_grads_done(Zero& z, size_t group) {
 
 void zero_finish_grads(Zero& z) {
   const float dp = float(z.dp_size);
-  if (z.options.stage <= 1 && z.dp_size == 1) {  // one replica: nothing to average
-    if (z.options.stage == 1) zero_take_block(z, z.full_grads, z.grads.data());
-    return;
-  }
+  if (z.options.stage <= 1 && z.dp_size == 1) return;  // one replica: nothing to average
   if (z.options.stage <= 1) {
     // Groups backward did not report (none in a correct model) are reduced now, in order.
     while (z.next_all_reduce < z.groups.size()) {
@@ -272,9 +267,7 @@ void zero_finish_grads(Zero& z) {
     }
     for (CommRequest& request : z.all_reduces) comm_wait(request);
     z.next_all_reduce = 0;
-    if (z.dp_size > 1)
-      for (size_t i = 0; i < z.total; ++i) z.full_grads[i] /= dp;
-    if (z.options.stage == 1) zero_take_block(z, z.full_grads, z.grads.data());
+    for (size_t i = 0; i < z.total; ++i) z.full_grads[i] /= dp;
     return;
   }
   for (ZeroSlot& s : z.grad_slots)
@@ -293,33 +286,32 @@ double zero_grad_sum_squares(Zero& z, std::span<const WeightedRange> scaled) {
       sum += (w.weight - 1.0) * squares(z.full_grads + w.offset, w.numel);
     return sum;
   }
-  sum = squares(z.grads.data(), z.grads.size());
+  // Each rank counts its blocks, in the full buffer (stage 1) or its own (stages 2-3).
+  auto block = [&z](const ShardRange& r) {
+    return z.options.stage == 1 ? z.full_grads + r.full_offset : z.grads.data() + r.offset;
+  };
+  for (const ShardRange& r : zero_shard_ranges(z, 0, z.total)) sum += squares(block(r), r.numel);
   for (const WeightedRange& w : scaled)
     for (const ShardRange& r : zero_shard_ranges(z, w.offset, w.numel))
-      sum += (w.weight - 1.0) * squares(z.grads.data() + r.offset, r.numel);
-  double total = sum;
-  all_reduce_sum_f64(*z.shard, std::span(&total, 1));
-  return total;
+      sum += (w.weight - 1.0) * squares(block(r), r.numel);
+  all_reduce_sum_f64(*z.shard, std::span(&sum, 1));
+  return sum;
 }
 
 std::span<float> zero_grads(Zero& z) {
-  if (z.options.stage == 0) return {z.full_grads, z.total};
+  if (z.options.stage <= 1) return {z.full_grads, z.total};
   return z.grads;
 }
 
-std::span<float> zero_params(Zero& z) {
-  if (z.options.stage == 0) return {z.full_params, z.total};
-  return z.params;
-}
+float* zero_params(Zero& z) { return z.options.stage <= 2 ? z.full_params : z.params.data(); }
+bool zero_grads_sharded(const Zero& z) { return z.options.stage >= 2; }
+bool zero_params_sharded(const Zero& z) { return z.options.stage == 3; }
+size_t zero_state_floats(const Zero& z) { return z.options.stage == 0 ? z.total : z.shard_total; }
 
 void zero_finish_step(Zero& z) {
   if (z.options.stage == 1 || z.options.stage == 2) {
-    for (const ZeroGroup& g : z.groups) {
-      BucketRange b = my_block(z, g);
-      std::copy(z.params.data() + g.shard_offset, z.params.data() + g.shard_offset + b.size(),
-                z.full_params + g.range.begin + b.begin);
+    for (const ZeroGroup& g : z.groups)
       all_gather_even(*z.shard, std::span(z.full_params + g.range.begin, g.range.size()));
-    }
   }
   zero_release_params(z);
 }
@@ -335,9 +327,9 @@ void zero_release_params(Zero& z) {
 ZeroMemory zero_memory(const Zero& z) {
   ZeroMemory m;
   const size_t full = z.total, shard = z.shard_total;
-  m.params = (z.options.stage <= 2 ? full : 0) + (z.options.stage >= 1 ? shard : 0);
-  m.grads = (z.options.stage <= 1 ? full : 0) + (z.options.stage >= 1 ? shard : 0);
-  m.optimizer = 2 * (z.options.stage == 0 ? full : shard);
+  m.params = z.options.stage <= 2 ? full : shard;
+  m.grads = z.options.stage <= 1 ? full : shard;
+  m.optimizer = 2 * zero_state_floats(z);
   for (const ZeroSlot& s : z.param_slots) m.working += s.data.size();
   for (const ZeroSlot& s : z.grad_slots) m.working += s.data.size();
   m.working += z.reduced.size();

@@ -8,13 +8,14 @@
 // [r ceil(n/p), (r+1) ceil(n/p))); a rank's shard buffers hold its block of every group, each
 // padded to ceil(n/p) floats, one after the other.
 //
-//            full params   full grads     shard: master params, grads, AdamW m and v
-//   stage 0  yes           yes            - (AdamW runs on the full buffers)
-//   stage 1  yes           yes            yes  (grads all-reduced, then this rank's block copied)
-//   stage 2  yes           working only   yes  (each group's grads reduce-scattered as backward
-//                                               finishes it; the group's buffer is reused)
-//   stage 3  working only  working only   yes  (groups gathered just before use, the next one
-//                                               prefetched; the master copy is the shard)
+//            parameters     gradients       AdamW m and v
+//   stage 0  full           full            full
+//   stage 1  full           full            this rank's blocks (it updates only those, then the
+//                                           blocks are all-gathered back into every rank's copy)
+//   stage 2  full           blocks          blocks (each group's gradients are reduce-scattered
+//                                           as backward finishes it; its buffer is then reused)
+//   stage 3  blocks         blocks          blocks (groups gathered just before use, the next one
+//                                           prefetched; the block is the master copy)
 // "Working" buffers: the embedding and tail groups keep one each (their gradients are written in
 // the forward pass, by the fused head), layer groups share two that rotate. Memory per rank is
 // reported by zero_memory and is checked against these formulas by the tests.
@@ -69,7 +70,7 @@ struct Zero {
   // Stages 0-2: the model's full buffers (stage 2 uses full_params only).
   float* full_params = nullptr;
   float* full_grads = nullptr;
-  // Stages 1-3: this rank's blocks.
+  // This rank's blocks: parameters at stage 3, gradients at stages 2-3.
   std::vector<float> params, grads;
   // Stages 2-3: working buffers. Slot e and t belong to the embedding and tail groups (first and
   // last group); the layer slots rotate.
@@ -90,8 +91,8 @@ void zero_create(Zero& z, const ZeroOptions& options, Comm& shard, Comm* replica
                  const std::vector<BucketRange>& groups, size_t total, float* full_params,
                  float* full_grads);
 
-// Copies this rank's blocks out of a full flat buffer (the initial or loaded parameters), into
-// z.params; stages 1-2 keep `full` as the model's buffer, stage 3 only needs the blocks.
+// The parameters are now in `full` (a flat buffer: at stages 0-2 the model's own): stage 3 copies
+// its blocks out; every stage drops gathered copies.
 void zero_load_params(Zero& z, const float* full);
 // The same for an optimizer state: `full` (total floats) -> `shard` (shard_total floats).
 void zero_take_block(const Zero& z, const float* full, float* shard);
@@ -100,7 +101,7 @@ void zero_take_block(const Zero& z, const float* full, float* shard);
 void zero_gather_full(Zero& z, const float* shard, float* full);
 
 // Ranges (offset, numel) of the flat buffer -> the same elements in shard coordinates, clipped to
-// this rank's blocks (AdamW's parameter ranges with their weight-decay flags).
+// this rank's blocks (AdamW's ranges; frozen rows; norms).
 struct ShardRange {
   size_t offset, numel;  // in shard coordinates
   size_t full_offset;    // where they start in the flat buffer
@@ -112,7 +113,7 @@ void zero_begin_step(Zero& z);
 // *grads to the buffer its gradients are accumulated into.
 float* zero_use_params(Zero& z, size_t group, float** grads);
 void zero_grads_done(Zero& z, size_t group);
-// Gradients averaged over every data-parallel rank: the full buffer (stage 0) or z.grads.
+// Gradients averaged over every data-parallel rank: in the full buffer (stages 0-1) or z.grads.
 void zero_finish_grads(Zero& z);
 // Sum of squares of one replica's averaged gradients: each element counted once (all-reduced over
 // the shard communicator; stage 0: this rank's full buffer). `scaled` lists flat-buffer ranges
@@ -123,10 +124,18 @@ struct WeightedRange {
   double weight;
 };
 double zero_grad_sum_squares(Zero& z, std::span<const WeightedRange> scaled);
-// The gradients AdamW reads and clipping scales (full buffer at stage 0, else the shard).
+// Where AdamW finds what it reads and writes. Each is either the flat buffer (offsets as the
+// model's layout) or this rank's blocks (shard coordinates, zero_shard_ranges):
+//   gradients: full at stages 0-1, blocks at 2-3 (clipping scales this span)
+//   parameters: full at stages 0-2, blocks at 3
+//   moments (m, v): full at stage 0 (zero_state_floats = total), blocks at 1-3 (shard_total)
 std::span<float> zero_grads(Zero& z);
-std::span<float> zero_params(Zero& z);
-// After AdamW updated zero_params: stages 1-2 gather the blocks back into the full buffer.
+float* zero_params(Zero& z);
+bool zero_grads_sharded(const Zero& z);
+bool zero_params_sharded(const Zero& z);
+size_t zero_state_floats(const Zero& z);
+// After AdamW: stages 1-2 all-gather the updated blocks into every rank's full buffer; stage 3
+// drops its gathered copies.
 void zero_finish_step(Zero& z);
 // Stage 3 at the end of a pass (validation, the end of a step): drop gathered parameters so the
 // next pass regathers the updated ones.

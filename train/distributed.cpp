@@ -41,8 +41,13 @@ std::vector<ParamRange> adamw_ranges(const Distributed& d, size_t frozen_rows) {
       ranges.push_back({p.offset + skip, p.numel - skip, p.weight_decay});
       continue;
     }
-    for (const ShardRange& r : zero_shard_ranges(d.zero, p.offset + skip, p.numel - skip))
-      ranges.push_back({r.offset, r.numel, p.weight_decay});
+    for (const ShardRange& r : zero_shard_ranges(d.zero, p.offset + skip, p.numel - skip)) {
+      ranges.push_back({.offset = r.offset,
+                        .numel = r.numel,
+                        .weight_decay = p.weight_decay,
+                        .param_offset = zero_params_sharded(d.zero) ? r.offset : r.full_offset,
+                        .grad_offset = zero_grads_sharded(d.zero) ? r.offset : r.full_offset});
+    }
   }
   return ranges;
 }
@@ -190,7 +195,7 @@ void distributed_create(Distributed& d, const RunConfig& c, const ModelConfig& m
                 .beta2 = float(c.optimizer.beta2),
                 .eps = float(c.optimizer.eps),
                 .weight_decay = float(c.optimizer.weight_decay)},
-               adamw_ranges(d, frozen_rows), zero_params(d.zero).size());
+               adamw_ranges(d, frozen_rows), zero_state_floats(d.zero));
   d.inputs.assign(d.B * d.T, 0);
   d.targets.assign(d.B * d.T, 0);
 }
@@ -274,7 +279,7 @@ double distributed_finish_grads(Distributed& d, size_t frozen_rows, double max_n
     for (const ParamInfo& p : d.model.layout.params) {
       size_t rows = local_frozen_rows(p, d.model_shard, frozen_rows);
       if (rows == 0) continue;
-      if (d.zero.options.stage == 0) {
+      if (!zero_grads_sharded(d.zero)) {
         std::fill_n(grads.data() + p.offset, rows * p.shape[1], 0.0f);
         continue;
       }
@@ -291,7 +296,7 @@ double distributed_finish_grads(Distributed& d, size_t frozen_rows, double max_n
 }
 
 void distributed_optimizer_step(Distributed& d, float lr) {
-  adamw_step(d.optimizer, zero_params(d.zero).data(), zero_grads(d.zero).data(), lr);
+  adamw_step(d.optimizer, zero_params(d.zero), zero_grads(d.zero).data(), lr);
   zero_finish_step(d.zero);
 }
 
