@@ -147,9 +147,9 @@ bool comm_test(CommRequest& request) {
 }
 
 void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float> in) {
-  check(in.size() == out.size() * size_t(comm.size),
-        "reduce_scatter_sum: input of " + std::to_string(in.size()) + " floats is not " +
-            std::to_string(comm.size) + " blocks of " + std::to_string(out.size()));
+  if (in.size() != out.size() * size_t(comm.size))
+    fail("reduce_scatter_sum: input of " + std::to_string(in.size()) + " floats is not " +
+         std::to_string(comm.size) + " blocks of " + std::to_string(out.size()));
   int count = mpi_count(out.size(), "reduce_scatter_sum");
   TraceScope trace("reduce_scatter", comm, in.size());
   check_mpi(MPI_Reduce_scatter_block(in.data(), out.data(), count, MPI_FLOAT, MPI_SUM, comm.mpi),
@@ -158,9 +158,9 @@ void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float>
 }
 
 void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
-  check(out.size() == in.size() * size_t(comm.size),
-        "all_gather: output of " + std::to_string(out.size()) + " floats is not " +
-            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  if (out.size() != in.size() * size_t(comm.size))
+    fail("all_gather: output of " + std::to_string(out.size()) + " floats is not " +
+         std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
   int count = mpi_count(in.size(), "all_gather");
   TraceScope trace("all_gather", comm, out.size());
   check_mpi(MPI_Allgather(in.data(), count, MPI_FLOAT, out.data(), count, MPI_FLOAT, comm.mpi),
@@ -169,9 +169,9 @@ void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
 }
 
 CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const float> in) {
-  check(out.size() == in.size() * size_t(comm.size),
-        "all_gather_start: output of " + std::to_string(out.size()) + " floats is not " +
-            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  if (out.size() != in.size() * size_t(comm.size))
+    fail("all_gather_start: output of " + std::to_string(out.size()) + " floats is not " +
+         std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
   int count = mpi_count(in.size(), "all_gather_start");
   TraceScope trace("all_gather (start)", comm, out.size());
   CommRequest request;
@@ -184,9 +184,9 @@ CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const f
 
 CommRequest all_gather_bytes_start(Comm& comm, std::span<uint8_t> out,
                                    std::span<const uint8_t> in) {
-  check(out.size() == in.size() * size_t(comm.size),
-        "all_gather_bytes_start: output of " + std::to_string(out.size()) + " bytes is not " +
-            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  if (out.size() != in.size() * size_t(comm.size))
+    fail("all_gather_bytes_start: output of " + std::to_string(out.size()) + " bytes is not " +
+         std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
   int count = mpi_count(in.size(), "all_gather_bytes_start");
   TraceScope trace("all_gather (bytes, start)", comm, out.size() / sizeof(float));
   CommRequest request;
@@ -221,9 +221,9 @@ void all_gather_even(Comm& comm, std::span<float> buf) {
 }
 
 void broadcast(Comm& comm, std::span<float> buf, int root) {
-  check(root >= 0 && root < comm.size, "broadcast: root " + std::to_string(root) +
-                                           " outside a communicator of " +
-                                           std::to_string(comm.size));
+  if (root < 0 || root >= comm.size)
+    fail("broadcast: root " + std::to_string(root) + " outside a communicator of " +
+         std::to_string(comm.size));
   int count = mpi_count(buf.size(), "broadcast");
   TraceScope trace("broadcast", comm, buf.size());
   check_mpi(MPI_Bcast(buf.data(), count, MPI_FLOAT, root, comm.mpi), "MPI_Bcast");
@@ -236,9 +236,9 @@ void barrier(const Comm& comm) {
 }
 
 void all_gather_bytes(Comm& comm, std::span<uint8_t> out, std::span<const uint8_t> in) {
-  check(out.size() == in.size() * size_t(comm.size),
-        "all_gather_bytes: output of " + std::to_string(out.size()) + " bytes is not " +
-            std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
+  if (out.size() != in.size() * size_t(comm.size))
+    fail("all_gather_bytes: output of " + std::to_string(out.size()) + " bytes is not " +
+         std::to_string(comm.size) + " blocks of " + std::to_string(in.size()));
   int count = mpi_count(in.size(), "all_gather_bytes");
   TraceScope trace("all_gather (bytes)", comm, out.size() / sizeof(float));
   check_mpi(MPI_Allgather(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm.mpi),
@@ -249,8 +249,9 @@ void all_gather_bytes(Comm& comm, std::span<uint8_t> out, std::span<const uint8_
 void send_recv(Comm& comm, std::span<const float> send, int dest, std::span<float> recv,
                int source) {
   auto check_peer = [&comm](int peer) {
-    check(peer < comm.size, "send_recv: rank " + std::to_string(peer) +
-                                " outside a communicator of " + std::to_string(comm.size));
+    if (peer >= comm.size)
+      fail("send_recv: rank " + std::to_string(peer) + " outside a communicator of " +
+           std::to_string(comm.size));
   };
   check_peer(dest);
   check_peer(source);
