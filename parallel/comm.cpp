@@ -168,6 +168,22 @@ void all_gather(Comm& comm, std::span<float> out, std::span<const float> in) {
   comm.bytes.all_gather += ring_pass_bytes(comm, out.size());
 }
 
+CommRequest reduce_scatter_sum_start(Comm& comm, std::span<float> out, std::span<const float> in,
+                                     const int* counts) {
+  size_t total = 0;
+  for (int r = 0; r < comm.size; ++r) total += size_t(counts[r]);
+  check(total == in.size() && out.size() == size_t(counts[comm.rank]),
+        "reduce_scatter_sum_start: blocks do not match the buffers");
+  mpi_count(in.size(), "reduce_scatter_sum_start");
+  TraceScope trace("reduce_scatter (start)", comm, in.size());
+  CommRequest request;
+  check_mpi(MPI_Ireduce_scatter(in.data(), out.data(), counts, MPI_FLOAT, MPI_SUM, comm.mpi,
+                                &request.mpi),
+            "MPI_Ireduce_scatter");
+  comm.bytes.reduce_scatter += ring_pass_bytes(comm, in.size());
+  return request;
+}
+
 CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const float> in) {
   if (out.size() != in.size() * size_t(comm.size))
     fail("all_gather_start: output of " + std::to_string(out.size()) + " floats is not " +

@@ -89,6 +89,12 @@ bool comm_test(CommRequest& request);
 void reduce_scatter_sum(Comm& comm, std::span<float> out, std::span<const float> in);
 // in is this rank's block; out (p * in.size()) = the blocks of all ranks in rank order.
 void all_gather(Comm& comm, std::span<float> out, std::span<const float> in);
+// A non-blocking reduce-scatter with blocks of any size: rank r receives the sum of the counts[r]
+// floats at the offset sum(counts[0..r)) of `in` into `out` (counts[rank] floats). `counts`
+// (comm.size entries) must stay alive until the wait, as the buffers.
+CommRequest reduce_scatter_sum_start(Comm& comm, std::span<float> out, std::span<const float> in,
+                                     const int* counts);
+
 // The non-blocking all_gather (and its bytes form), finished by comm_wait.
 CommRequest all_gather_start(Comm& comm, std::span<float> out, std::span<const float> in);
 CommRequest all_gather_bytes_start(Comm& comm, std::span<uint8_t> out, std::span<const uint8_t> in);

@@ -126,7 +126,15 @@ void zero_create(Zero& z, const ZeroOptions& options, Comm& shard, Comm* replica
   check(options.stage == 3 || full_params != nullptr, "ZeRO stages 0-2 need the full parameters");
   check(options.stage >= 2 || full_grads != nullptr, "ZeRO stages 0-1 need the full gradients");
   if (options.stage == 3) z.params.assign(z.shard_total, 0.0f);
-  if (options.stage >= 2) z.grads.assign(z.shard_total, 0.0f);
+  if (options.stage >= 1) z.grads.assign(z.shard_total, 0.0f);
+  if (options.stage == 1) {
+    for (const ZeroGroup& g : z.groups) {
+      std::vector<int> counts;
+      for (int r = 0; r < shard.size; ++r)
+        counts.push_back(int(even_block(g.range.size(), shard.size, r).size()));
+      z.block_counts.push_back(std::move(counts));
+    }
+  }
   size_t largest = 0;
   for (const ZeroGroup& g : z.groups) largest = std::max(largest, g.shard_floats);
   if (options.stage >= 2) {
@@ -143,7 +151,7 @@ void zero_create(Zero& z, const ZeroOptions& options, Comm& shard, Comm* replica
       }
     }
   }
-  if (options.stage <= 1) z.all_reduces.resize(z.groups.size());
+  if (options.stage <= 1) z.reductions.resize(z.groups.size());
 }
 
 void zero_take_block(const Zero& z, const float* full, float* shard) {
@@ -187,7 +195,7 @@ void zero_begin_step(Zero& z) {
     std::fill(s.data.begin(), s.data.end(), 0.0f);
     s.group = -1;
   }
-  z.next_all_reduce = 0;
+  z.next_reduction = 0;
   z.backward = false;
 }
 
@@ -237,16 +245,30 @@ float* zero_use_params(Zero& z, size_t group, float** grads) {
   return params;
 }
 
+// Stages 0-1: starts the reduction of `group`'s gradients over the dp ranks (all-reduce in place,
+// or reduce-scatter into this rank's block).
+void start_reduction(Zero& z, size_t group) {
+  const ZeroGroup& g = z.groups[group];
+  std::span<float> full(z.full_grads + g.range.begin, g.range.size());
+  CommRequest& request = z.reductions[z.next_reduction++];
+  if (z.options.stage == 0) {
+    request = all_reduce_sum_start(*z.shard, full);
+    return;
+  }
+  const std::vector<int>& counts = z.block_counts[group];
+  request = reduce_scatter_sum_start(
+      *z.shard, std::span(z.grads.data() + g.shard_offset, size_t(counts[size_t(z.shard->rank)])),
+      full, counts.data());
+}
+
 void zero_grads_done(Zero& z, size_t group) {
   if (z.options.stage <= 1) {
     if (!z.last_micro_batch || z.dp_size == 1) return;
-    check(group + 1 + z.next_all_reduce == z.groups.size(),
+    check(group + 1 + z.next_reduction == z.groups.size(),
           "ZeRO: gradients of group " + std::to_string(group) +
               " finished out of order (groups finish from the last to the first)");
-    for (size_t i = 0; i < z.next_all_reduce; ++i) comm_test(z.all_reduces[i]);
-    const BucketRange& r = z.groups[group].range;
-    z.all_reduces[z.next_all_reduce++] =
-        all_reduce_sum_start(*z.shard, std::span(z.full_grads + r.begin, r.size()));
+    for (size_t i = 0; i < z.next_reduction; ++i) comm_test(z.reductions[i]);
+    start_reduction(z, group);
     return;
   }
   ZeroSlot& s = slot_for(z, z.grad_slots, group);
@@ -257,24 +279,26 @@ void zero_grads_done(Zero& z, size_t group) {
 
 void zero_finish_grads(Zero& z) {
   const float dp = float(z.dp_size);
-  if (z.options.stage <= 1 && z.dp_size == 1) return;  // one replica: nothing to average
-  if (z.options.stage <= 1) {
-    // Groups backward did not report (none in a correct model) are reduced now, in order.
-    while (z.next_all_reduce < z.groups.size()) {
-      const BucketRange& r = z.groups[z.groups.size() - 1 - z.next_all_reduce].range;
-      z.all_reduces[z.next_all_reduce++] =
-          all_reduce_sum_start(*z.shard, std::span(z.full_grads + r.begin, r.size()));
-    }
-    for (CommRequest& request : z.all_reduces) comm_wait(request);
-    z.next_all_reduce = 0;
-    for (size_t i = 0; i < z.total; ++i) z.full_grads[i] /= dp;
+  if (z.options.stage <= 1 && z.dp_size == 1) {  // one replica: nothing to average
+    if (z.options.stage == 1) zero_take_block(z, z.full_grads, z.grads.data());
     return;
   }
-  for (ZeroSlot& s : z.grad_slots)
-    if (s.group >= 0) reduce_slot(z, s, true);
-  if (z.replica != nullptr) all_reduce_sum(*z.replica, z.grads);
-  if (z.dp_size > 1)
-    for (float& g : z.grads) g /= dp;
+  if (z.options.stage <= 1) {
+    // Groups backward did not report (none in a correct model) are reduced now, in order.
+    while (z.next_reduction < z.groups.size())
+      start_reduction(z, z.groups.size() - 1 - z.next_reduction);
+    for (CommRequest& request : z.reductions) comm_wait(request);
+    z.next_reduction = 0;
+    if (z.options.stage == 0) {
+      for (size_t i = 0; i < z.total; ++i) z.full_grads[i] /= dp;
+      return;
+    }
+  } else {
+    for (ZeroSlot& s : z.grad_slots)
+      if (s.group >= 0) reduce_slot(z, s, true);
+    if (z.replica != nullptr) all_reduce_sum(*z.replica, z.grads);
+  }
+  for (float& g : z.grads) g /= dp;
 }
 
 double zero_grad_sum_squares(Zero& z, std::span<const WeightedRange> scaled) {
@@ -286,25 +310,22 @@ double zero_grad_sum_squares(Zero& z, std::span<const WeightedRange> scaled) {
       sum += (w.weight - 1.0) * squares(z.full_grads + w.offset, w.numel);
     return sum;
   }
-  // Each rank counts its blocks, in the full buffer (stage 1) or its own (stages 2-3).
-  auto block = [&z](const ShardRange& r) {
-    return z.options.stage == 1 ? z.full_grads + r.full_offset : z.grads.data() + r.offset;
-  };
-  for (const ShardRange& r : zero_shard_ranges(z, 0, z.total)) sum += squares(block(r), r.numel);
+  // Each rank counts its blocks (their padding is zero).
+  sum = squares(z.grads.data(), z.grads.size());
   for (const WeightedRange& w : scaled)
     for (const ShardRange& r : zero_shard_ranges(z, w.offset, w.numel))
-      sum += (w.weight - 1.0) * squares(block(r), r.numel);
+      sum += (w.weight - 1.0) * squares(z.grads.data() + r.offset, r.numel);
   all_reduce_sum_f64(*z.shard, std::span(&sum, 1));
   return sum;
 }
 
 std::span<float> zero_grads(Zero& z) {
-  if (z.options.stage <= 1) return {z.full_grads, z.total};
+  if (z.options.stage == 0) return {z.full_grads, z.total};
   return z.grads;
 }
 
 float* zero_params(Zero& z) { return z.options.stage <= 2 ? z.full_params : z.params.data(); }
-bool zero_grads_sharded(const Zero& z) { return z.options.stage >= 2; }
+bool zero_grads_sharded(const Zero& z) { return z.options.stage >= 1; }
 bool zero_params_sharded(const Zero& z) { return z.options.stage == 3; }
 size_t zero_state_floats(const Zero& z) { return z.options.stage == 0 ? z.total : z.shard_total; }
 
@@ -328,7 +349,7 @@ ZeroMemory zero_memory(const Zero& z) {
   ZeroMemory m;
   const size_t full = z.total, shard = z.shard_total;
   m.params = z.options.stage <= 2 ? full : shard;
-  m.grads = z.options.stage <= 1 ? full : shard;
+  m.grads = (z.options.stage <= 1 ? full : 0) + (z.options.stage >= 1 ? shard : 0);
   m.optimizer = 2 * zero_state_floats(z);
   for (const ZeroSlot& s : z.param_slots) m.working += s.data.size();
   for (const ZeroSlot& s : z.grad_slots) m.working += s.data.size();

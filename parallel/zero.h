@@ -10,8 +10,11 @@
 //
 //            parameters     gradients       AdamW m and v
 //   stage 0  full           full            full
-//   stage 1  full           full            this rank's blocks (it updates only those, then the
-//                                           blocks are all-gathered back into every rank's copy)
+//   stage 1  full           full + blocks   blocks (each group's gradients are reduce-scattered
+//                                           as the last micro-batch's backward finishes it; a
+//                                           rank updates only its blocks, which are then
+//                                           all-gathered back into every rank's copy: Megatron's
+//                                           distributed optimizer)
 //   stage 2  full           blocks          blocks (each group's gradients are reduce-scattered
 //                                           as backward finishes it; its buffer is then reused)
 //   stage 3  blocks         blocks          blocks (groups gathered just before use, the next one
@@ -77,10 +80,11 @@ struct Zero {
   std::vector<ZeroSlot> param_slots, grad_slots;
   std::vector<float> reduced;  // one group's reduce-scatter result before it is accumulated
   QuantBuffers quant;
-  std::vector<CommRequest> all_reduces;  // stages 0-1: one per group, started as backward goes
-  size_t next_all_reduce = 0;            // groups are reduced in the order backward finishes them
-  bool last_micro_batch = true;          // stages 0-1 reduce only after the last one
-  bool backward = false;                 // set by the trainer around the backward pass
+  std::vector<CommRequest> reductions;  // stages 0-1: one per group, started as backward goes
+  size_t next_reduction = 0;            // groups are reduced in the order backward finishes them
+  std::vector<std::vector<int>> block_counts;  // stage 1: per group, the floats of each rank
+  bool last_micro_batch = true;                // stages 0-1 reduce only after the last one
+  bool backward = false;                       // set by the trainer around the backward pass
   uint64_t clock = 0;
   int last_group = -1;  // the group used before, to tell the direction for prefetching
 };
@@ -113,7 +117,7 @@ void zero_begin_step(Zero& z);
 // *grads to the buffer its gradients are accumulated into.
 float* zero_use_params(Zero& z, size_t group, float** grads);
 void zero_grads_done(Zero& z, size_t group);
-// Gradients averaged over every data-parallel rank: in the full buffer (stages 0-1) or z.grads.
+// Gradients averaged over every data-parallel rank: in the full buffer (stage 0) or z.grads.
 void zero_finish_grads(Zero& z);
 // Sum of squares of one replica's averaged gradients: each element counted once (all-reduced over
 // the shard communicator; stage 0: this rank's full buffer). `scaled` lists flat-buffer ranges
@@ -126,7 +130,7 @@ struct WeightedRange {
 double zero_grad_sum_squares(Zero& z, std::span<const WeightedRange> scaled);
 // Where AdamW finds what it reads and writes. Each is either the flat buffer (offsets as the
 // model's layout) or this rank's blocks (shard coordinates, zero_shard_ranges):
-//   gradients: full at stages 0-1, blocks at 2-3 (clipping scales this span)
+//   gradients: full at stage 0, blocks at 1-3 (clipping scales this span)
 //   parameters: full at stages 0-2, blocks at 3
 //   moments (m, v): full at stage 0 (zero_state_floats = total), blocks at 1-3 (shard_total)
 std::span<float> zero_grads(Zero& z);
