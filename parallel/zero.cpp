@@ -78,6 +78,7 @@ void reduce_slot(Zero& z, ZeroSlot& slot, bool release) {
   float* block = z.grads.data() + g.shard_offset;
   for (size_t i = 0; i < g.shard_floats; ++i) block[i] += z.reduced[i];
   std::fill(slot.data.begin(), slot.data.end(), 0.0f);
+  slot.unreduced = false;
   if (release) slot.group = -1;
 }
 
@@ -194,6 +195,7 @@ void zero_begin_step(Zero& z) {
   for (ZeroSlot& s : z.grad_slots) {
     std::fill(s.data.begin(), s.data.end(), 0.0f);
     s.group = -1;
+    s.unreduced = false;
   }
   z.next_reduction = 0;
   z.backward = false;
@@ -215,6 +217,7 @@ float* zero_use_params(Zero& z, size_t group, float** grads) {
       s.group = int(group);  // slots are zero when free
     }
     s.last_use = z.clock;
+    s.unreduced = true;
     *grads = s.data.data();
   }
   float* params = nullptr;
@@ -294,8 +297,10 @@ void zero_finish_grads(Zero& z) {
       return;
     }
   } else {
+    // Slots whose gradients backward did not report (a pinned group used only in a forward:
+    // nothing was added, but every rank reduces it alike).
     for (ZeroSlot& s : z.grad_slots)
-      if (s.group >= 0) reduce_slot(z, s, true);
+      if (s.group >= 0 && s.unreduced) reduce_slot(z, s, true);
     if (z.replica != nullptr) all_reduce_sum(*z.replica, z.grads);
   }
   for (float& g : z.grads) g /= dp;

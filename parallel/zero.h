@@ -55,6 +55,7 @@ struct ZeroGroup {
 struct ZeroSlot {
   std::vector<float> data;  // shard size x shard_floats of the largest group it serves
   int group = -1;           // the group it holds (-1: free)
+  bool unreduced = false;   // gradient slot: holds gradients not yet reduce-scattered
   uint64_t last_use = 0;
   bool gathering = false;  // a prefetch is in flight into `data` (request below)
   CommRequest request;

@@ -370,6 +370,18 @@ void distributed_gather_full(Distributed& d, float* params, float* m, float* v) 
   }
 }
 
+CommBytes distributed_bytes(const Distributed& d) {
+  CommBytes sum;
+  for (const Comm* c : {&d.world, &d.grid.dp, &d.grid.tp, &d.grid.pp, &d.shard, &d.replica}) {
+    sum.all_reduce += c->bytes.all_reduce;
+    sum.reduce_scatter += c->bytes.reduce_scatter;
+    sum.all_gather += c->bytes.all_gather;
+    sum.broadcast += c->bytes.broadcast;
+    sum.point_to_point += c->bytes.point_to_point;
+  }
+  return sum;
+}
+
 double distributed_sum(Distributed& d, double value) {
   if (d.world.size == 1) return value;
   all_reduce_sum_f64(d.world, std::span(&value, 1));

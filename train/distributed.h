@@ -80,6 +80,10 @@ std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64
 // (full_layout.total) each, only touched on the leader). Collective.
 void distributed_gather_full(Distributed& d, float* params, float* m, float* v);
 
+// Bytes this rank has sent so far over all its communicators, by kind (parallel/comm.h counts
+// them at the ring algorithm's volume).
+CommBytes distributed_bytes(const Distributed& d);
+
 // A value summed over the world; the leader prints only what every rank agrees on.
 double distributed_sum(Distributed& d, double value);
 

@@ -307,9 +307,11 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   summary.resumed_from = start_step;
   std::vector<double> recent_losses;  // for spike detection, the last 50
   dist.watchdog = &watchdog;
+  CommBytes bytes_before_steps{}, bytes_of_steps{};  // training steps only (not validation)
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
     dist.step = step;
+    bytes_before_steps = distributed_bytes(dist);
     watchdog_enter(watchdog, "data", step);
     loader_next_batch(loader);
     double loss = distributed_forward_backward(dist, loader);
@@ -333,6 +335,12 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     }
     double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
+    const CommBytes after = distributed_bytes(dist);
+    bytes_of_steps.all_reduce += after.all_reduce - bytes_before_steps.all_reduce;
+    bytes_of_steps.reduce_scatter += after.reduce_scatter - bytes_before_steps.reduce_scatter;
+    bytes_of_steps.all_gather += after.all_gather - bytes_before_steps.all_gather;
+    bytes_of_steps.broadcast += after.broadcast - bytes_before_steps.broadcast;
+    bytes_of_steps.point_to_point += after.point_to_point - bytes_before_steps.point_to_point;
 
     double tokens_per_second = double(tokens_per_step) / step_seconds;
     double mfu = tokens_per_second * flops_per_token / peak;
@@ -450,6 +458,16 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   std::fprintf(out, "done: %lld steps in %s, %.0f tokens/s; loss %.4f -> %.4f\n",
                (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
                summary.tokens_per_second, summary.first_loss, summary.last_loss);
+  if (dist.world.size > 1) {
+    const double steps = double(summary.steps - start_step);
+    auto mb = [steps](uint64_t b) { return double(b) / steps / 1e6; };
+    std::fprintf(out,
+                 "sent per step by rank 0: %.3f MB = all-reduce %.3f + reduce-scatter %.3f + "
+                 "all-gather %.3f + point-to-point %.3f (ring volumes)\n",
+                 mb(comm_bytes_total(bytes_of_steps)), mb(bytes_of_steps.all_reduce),
+                 mb(bytes_of_steps.reduce_scatter), mb(bytes_of_steps.all_gather),
+                 mb(bytes_of_steps.point_to_point));
+  }
 
   if (!single && !t.sample_prompts.empty())
     std::fprintf(out, "(samples are printed by one-process runs: `hibari generate` on %s)\n",
