@@ -108,9 +108,9 @@ row() { # NAME LABEL THEORY PARALLEL...
     "$(awk -v a="$tps" -v b="$one" 'BEGIN { printf "%.2f", a / b }')" "$(sent_mb "$name")" "$th"
 }
 row dp2 "dp 2" "$(theory 1)"
-row z1 "dp 2, ZeRO-1" "$(theory 1)"
-row z2 "dp 2, ZeRO-2" "$(theory 1.5)"
-row z3 "dp 2, ZeRO-3" "$(theory 3)"
+row z1 "dp 2, ZeRO-1" "$(theory 1)" "zero_stage = 1"
+row z2 "dp 2, ZeRO-2" "$(theory 1.5)" "zero_stage = 2"
+row z3 "dp 2, ZeRO-3" "$(theory 3)" "zero_stage = 3"
 row z3q "dp 2, ZeRO-3, int8 gathers" "$(theory "$(awk 'BEGIN { print 1 + 2 / 3.9375 }')")" \
   "zero_stage = 3" "quantized_gather = true"
 row tp2 "tp 2" "-" "tp = 2"
