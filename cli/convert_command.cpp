@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "model/params.h"
-#include "train/hf_weights.h"
+#include "model/hf_weights.h"
 
 namespace hibari::cli {
 

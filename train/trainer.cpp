@@ -22,7 +22,7 @@
 #include "optim/schedule.h"
 #include "parallel/rank_status.h"
 #include "train/distributed.h"
-#include "train/hf_weights.h"
+#include "model/hf_weights.h"
 #include "train/metrics.h"
 #include "train/peak_flops.h"
 #include "train/train_checkpoint.h"

@@ -16,7 +16,7 @@
 #include "model/params.h"
 #include "tests/cli/run_hibari.h"
 #include "tests/scratch_dir.h"
-#include "train/hf_weights.h"
+#include "model/hf_weights.h"
 
 namespace hibari {
 namespace {

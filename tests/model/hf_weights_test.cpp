@@ -1,8 +1,8 @@
-// train/hf_weights: Hugging Face directories <-> the flat parameter buffer.  Round trips are
+// model/hf_weights: Hugging Face directories <-> the flat parameter buffer.  Round trips are
 // bit-identical (F32) or exactly the bf16 rounding; every kind of mismatch is a one-line error
 // naming the file; vocabulary growth keeps old rows; and a plain PyTorch Llama that loads the
 // exported directory (tests/reference/hf_llama.py) computes hibari's logits.
-#include "train/hf_weights.h"
+#include "model/hf_weights.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-// train/hf_weights.h — Hugging Face model directories <-> hibari's flat parameter buffer.
+// model/hf_weights.h — Hugging Face model directories <-> hibari's flat parameter buffer.
 // A directory is config.json + model.safetensors (or shards + model.safetensors.index.json) +
 // generation_config.json, as transformers' LlamaForCausalLM.save_pretrained writes it.  The
 // parameter registry (model/params.h) already uses Hugging Face's names; q/k/v and gate/up are

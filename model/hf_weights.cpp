@@ -1,5 +1,5 @@
-// train/hf_weights.cpp — see hf_weights.h.
-#include "train/hf_weights.h"
+// model/hf_weights.cpp — see hf_weights.h.
+#include "model/hf_weights.h"
 
 #include <cctype>
 #include <cmath>
