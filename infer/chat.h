@@ -20,18 +20,22 @@ struct ChatMessage {
   std::string content;
 };
 
+struct ChatTemplate {
+  ChatFormat format = ChatFormat::plain;
+  std::string bos_token, eos_token;  // tokenizer_config.json's, as text ("" when absent)
+  std::string default_system;        // chatml: the system turn written when there is none (Qwen)
+};
+
 // Which known template `jinja` is; `source` names the file in the error for an unknown one.
-ChatFormat detect_chat_format(const std::string& jinja, const std::string& source);
+ChatTemplate detect_chat_template(const std::string& jinja, const std::string& source);
 
-// The chat format of a model directory: tokenizer_config.json's chat_template when the file and
-// the key exist, else ChatFormat::plain.  `bos_token` gets tokenizer_config.json's bos_token ("" if
-// none).
-ChatFormat chat_format_for_model(const std::string& dir, std::string* bos_token);
+// The chat template of a model directory: tokenizer_config.json's chat_template (with its
+// bos_token / eos_token) when the file and the key exist, else ChatFormat::plain.
+ChatTemplate chat_template_for_model(const std::string& dir);
 
-// The prompt text for `messages`, ending with the assistant's turn header (add_generation_prompt).
-// The text includes the BOS string where the template writes it (llama3, llama2): encode it with
-// add_special_tokens = false.
-std::string apply_chat_template(ChatFormat format, const std::vector<ChatMessage>& messages,
-                                const std::string& bos_token);
+// The prompt text for `messages`, ending where the assistant's answer starts
+// (add_generation_prompt).  The text includes BOS where the template writes it (llama3, llama2):
+// encode it with add_special_tokens = false.
+std::string apply_chat_template(const ChatTemplate& chat, const std::vector<ChatMessage>& messages);
 
 }  // namespace hibari

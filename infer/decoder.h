@@ -83,7 +83,8 @@ void decoder_prefill(Decoder& decoder, const std::vector<size_t>& slots,
 
 // For evaluation: log p(tokens[t] | tokens[<t]) for every position of every sequence:
 //   result[i].size() == sequences[i].size(), result[i][0] = 0 (nothing predicts the first token),
-//   result[i][t] = log_softmax(logits of position t-1)[tokens[t]] (fp32 logits, computed in double).
+//   result[i][t] = log_softmax(logits of position t-1)[tokens[t]] (fp32 logits, computed in
+//   double).
 // Sequences are packed into steps of up to max_tokens rows (no padding); each must fit max_seq.
 // The values are independent of how sequences are batched (bit for bit, without blas_gemm).
 // When `is_argmax` is given, (*is_argmax)[i][t] says whether tokens[t] was the argmax (ties: the

@@ -17,9 +17,9 @@ namespace hibari {
 
 struct GenerateOptions {
   size_t max_new_tokens = 128;
-  SamplingParams sampling;            // temperature 0: greedy
+  SamplingParams sampling = {};  // temperature 0: greedy
   uint64_t seed = 0;
-  std::vector<int32_t> stop_tokens;   // ends a sequence; not part of its output
+  std::vector<int32_t> stop_tokens = {};  // ends a sequence; not part of its output
 };
 
 struct GenerateStats {

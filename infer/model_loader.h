@@ -34,7 +34,8 @@ LoadedModel load_model_for_inference(const std::string& path);
 
 // The tokenizer of a model: `tokenizer_path` (file or directory) when not empty, else a
 // tokenizer.json / tokenizer.model in `model_path`, in the checkpoint's directory, in a checkpoint
-// root, or in the run directory above it.  One-line error naming where it looked when none is found.
+// root, or in the run directory above it.  One-line error naming where it looked when none is
+// found.
 TextTokenizer load_tokenizer_for_model(const std::string& model_path,
                                        const std::string& tokenizer_path);
 

@@ -1,0 +1,83 @@
+// infer/model_loader.cpp — see model_loader.h.
+#include "infer/model_loader.h"
+
+#include <filesystem>
+
+#include "checkpoint/native_checkpoint.h"
+#include "core/error.h"
+#include "model/hf_weights.h"
+
+namespace hibari {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_checkpoint_root(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / "latest", ec)) return true;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory() && e.path().filename().string().rfind("step_", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+LoadedModel load_model_for_inference(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path, "no such model directory");
+  if (!fs::is_directory(path, ec)) fail_file(path, "not a directory (a model is a directory)");
+  LoadedModel m;
+  const fs::path dir(path);
+  if (fs::exists(dir / "manifest.json", ec)) {
+    // one checkpoint: verified (sizes and checksums of every file) before it is read
+    const LoadedCheckpoint c = load_checkpoint(path);
+    m.weights_dir = path;
+    m.description = "checkpoint " + path + " (step " + std::to_string(c.step) + ")";
+  } else if (!fs::exists(dir / "config.json", ec) && is_checkpoint_root(dir)) {
+    std::unique_ptr<LoadedCheckpoint> c = load_latest_checkpoint(path, &m.notes);
+    if (!c) fail_file(path, "no checkpoint in this directory");
+    m.weights_dir = c->dir;
+    m.description = "checkpoint " + c->dir + " (step " + std::to_string(c->step) + ")";
+  } else {
+    m.weights_dir = path;
+    m.description = "Hugging Face directory " + path;
+  }
+  const std::string config_path = (fs::path(m.weights_dir) / "config.json").string();
+  if (!fs::exists(config_path, ec))
+    fail_file(config_path, "missing (not a Hugging Face model or hibari checkpoint?)");
+  m.config = load_model_config(config_path);
+  m.layout = llama_parameter_layout(m.config);
+  m.params.assign(m.layout.total, 0.0f);
+  load_hf_weights(m.layout, m.params.data(), m.config, m.weights_dir);
+  m.weights = llama_weights(m.config, m.layout, m.params.data());
+  return m;
+}
+
+TextTokenizer load_tokenizer_for_model(const std::string& model_path,
+                                       const std::string& tokenizer_path) {
+  if (!tokenizer_path.empty()) return load_text_tokenizer(tokenizer_path);
+  // the model directory, then (a checkpoint) the step directory's root and the run directory
+  std::vector<fs::path> places = {fs::path(model_path)};
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(model_path), ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  for (int up = 0; up < 2 && p.has_parent_path() && p.parent_path() != p; ++up) {
+    p = p.parent_path();
+    places.push_back(p);
+  }
+  for (const fs::path& dir : places)
+    for (const char* name : {"tokenizer.json", "tokenizer.model"})
+      if (fs::exists(dir / name, ec)) return load_text_tokenizer((dir / name).string());
+  fail_file(model_path,
+            "no tokenizer.json or tokenizer.model here or in the two directories above "
+            "(give one with --tokenizer)");
+}
+
+void llama_over_loaded(Llama& llama, LoadedModel& model, size_t B, size_t T) {
+  llama_create(llama, model.config, B, T, {}, nullptr, 1, {.own_parameters = false});
+  for (size_t g = 0; g < llama.groups.size(); ++g)
+    llama_point_group(llama, g, model.params.data() + llama.groups[g].begin, nullptr);
+}
+
+}  // namespace hibari

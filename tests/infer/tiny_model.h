@@ -1,0 +1,51 @@
+// tests/infer/tiny_model.h — a random tiny Llama as a LoadedModel (the inference side) and a
+// training-forward Llama over the same weights (the reference side).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "infer/model_loader.h"
+#include "model/llama.h"
+#include "model/params.h"
+
+namespace hibari::test {
+
+// GQA (4 query heads on 2 key/value heads), 2 layers, untied head unless asked.
+inline ModelConfig tiny_infer_config(bool tied = false) {
+  ModelConfig c;
+  c.vocab_size = 96;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = 160;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
+// initializer_range 0.25: logits spread enough that greedy choices are clear-cut.
+inline LoadedModel tiny_random_model(const ModelConfig& c, uint64_t seed) {
+  LoadedModel m;
+  m.config = c;
+  m.layout = llama_parameter_layout(c);
+  m.params.assign(m.layout.total, 0.0f);
+  llama_init_parameters(m.params.data(), m.layout, 0.25, seed);
+  m.weights = llama_weights(c, m.layout, m.params.data());
+  return m;
+}
+
+// Logits (V) of the last position of `tokens` by the full training forward (no cache).
+inline std::vector<float> full_forward_last_logits(Llama& llama,
+                                                   const std::vector<int32_t>& tokens) {
+  std::vector<float> logits(llama.config.vocab_size);
+  llama_forward(llama, tokens.data(), nullptr, 1, tokens.size(), 0.0f);
+  llama_logits_at(llama, logits.data(), 0, tokens.size() - 1);
+  return logits;
+}
+
+}  // namespace hibari::test
