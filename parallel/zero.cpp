@@ -104,7 +104,8 @@ void zero_create(Zero& z, const ZeroOptions& options, Comm& shard, Comm* replica
   check(!options.quantized_gather || options.stage == 3,
         "quantized all-gather applies to ZeRO stage 3 (parameters gathered every step)");
   check(replica == nullptr || options.stage >= 2,
-        "hybrid sharding needs ZeRO stage 2 or 3 (stages 0 and 1 all-reduce over every dp rank)");
+        "hybrid sharding needs ZeRO stage 2 or 3 (stages 0 and 1 reduce over every dp rank at "
+        "once)");
   check(!groups.empty(), "ZeRO: no parameter groups");
   z = Zero{};
   z.options = options;
@@ -356,7 +357,8 @@ ZeroMemory zero_memory(const Zero& z) {
   m.params = z.options.stage <= 2 ? full : shard;
   m.grads = (z.options.stage <= 1 ? full : 0) + (z.options.stage >= 1 ? shard : 0);
   m.optimizer = 2 * zero_state_floats(z);
-  for (const ZeroSlot& s : z.param_slots) m.working += s.data.size();
+  for (const ZeroSlot& s : z.param_slots)
+    m.working += s.data.size() + (s.quant_send.size() + s.quant_recv.size() + 3) / 4;
   for (const ZeroSlot& s : z.grad_slots) m.working += s.data.size();
   m.working += z.reduced.size();
   return m;

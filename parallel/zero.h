@@ -80,7 +80,6 @@ struct Zero {
   // last group); the layer slots rotate.
   std::vector<ZeroSlot> param_slots, grad_slots;
   std::vector<float> reduced;  // one group's reduce-scatter result before it is accumulated
-  QuantBuffers quant;
   std::vector<CommRequest> reductions;  // stages 0-1: one per group, started as backward goes
   size_t next_reduction = 0;            // groups are reduced in the order backward finishes them
   std::vector<std::vector<int>> block_counts;  // stage 1: per group, the floats of each rank
@@ -148,7 +147,7 @@ void zero_release_params(Zero& z);
 
 struct ZeroMemory {
   size_t params = 0, grads = 0, optimizer = 0;  // floats held on this rank (optimizer: m + v)
-  size_t working = 0;                           // gathered parameters and gradient slots
+  size_t working = 0;  // gathered parameters, gradient slots, int8 payloads (in floats' room)
   size_t total() const { return params + grads + optimizer + working; }
 };
 ZeroMemory zero_memory(const Zero& z);
