@@ -14,7 +14,9 @@ void add_data_commands(CLI::App& app);       // data tokenize            (data_c
 void add_tokenizer_commands(CLI::App& app);  // tokenizer encode|decode  (tokenizer_commands.cpp)
 // tokenizer extend, added to the `tokenizer` subcommand (tokenizer_extend_command.cpp).
 void add_tokenizer_extend_command(CLI::App& tokenizer);
-void add_convert_command(CLI::App& app);  // convert                  (convert_command.cpp)
+void add_convert_command(CLI::App& app);    // convert                  (convert_command.cpp)
 void add_supervise_command(CLI::App& app);  // supervise (supervise_command.cpp)
+void add_generate_command(CLI::App& app);   // generate (generate_command.cpp)
+void add_eval_command(CLI::App& app);       // eval (eval_command.cpp)
 
 }  // namespace hibari::cli

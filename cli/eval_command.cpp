@@ -1,0 +1,151 @@
+// cli/eval_command.cpp — `hibari eval`: score a model on Japanese and English tasks (eval/) and
+// write the results as JSON and a Markdown table.  A progress line goes to stderr.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "eval/evaluate.h"
+#include "eval/report.h"
+#include "eval/task.h"
+
+namespace hibari::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string model, tokenizer, tasks, num_fewshot = "0", data_dir, output, markdown;
+  std::vector<std::string> task_dirs;
+  size_t limit = 0, batch_size = 8, max_length = 0;
+  uint64_t seed = 1234;
+  int threads = 0;
+};
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// "--num-fewshot 3" for every task, or "2,3,3,3" one per task (as the JP harness's scripts pass).
+std::vector<size_t> parse_fewshot(const std::string& text, size_t tasks) {
+  std::vector<size_t> out;
+  for (const std::string& item : split_commas(text)) {
+    size_t used = 0;
+    unsigned long v = 0;
+    try {
+      v = std::stoul(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || item[0] == '-')
+      fail("--num-fewshot " + text + ": expected a count or one count per task");
+    out.push_back(v);
+  }
+  if (out.size() == 1) out.assign(tasks, out[0]);
+  if (out.size() != tasks)
+    fail("--num-fewshot " + text + ": " + std::to_string(out.size()) + " counts for " +
+         std::to_string(tasks) + " tasks");
+  return out;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) fail_file(path, "cannot write");
+}
+
+void run_eval(const EvalArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  const std::vector<std::string> names = split_commas(a.tasks);
+  if (names.empty()) fail("--tasks: no task named");
+  const std::vector<size_t> shots = parse_fewshot(a.num_fewshot, names.size());
+  // Every task file is read and checked before the model loads: a typo fails in a second.
+  std::vector<TaskSpec> specs;
+  for (const std::string& name : names)
+    specs.push_back(load_task_spec(find_task_file(name, a.task_dirs)));
+
+  EvalModel model;
+  load_eval_model(model, a.model, a.tokenizer, a.batch_size, a.max_length);
+  std::fprintf(stderr, "hibari eval: %s (window %zu tokens, batch %zu, %d threads)\n",
+               model.name.c_str(), model.max_length, model.batch_size, num_threads());
+
+  std::vector<TaskResult> results;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    EvalOptions o;
+    o.data_dir = a.data_dir;
+    o.num_fewshot = shots[i];
+    o.limit = a.limit;
+    o.seed = a.seed;
+    o.progress = [&](const std::string& task, size_t done, size_t total) {
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\r[%zu/%zu] %s: %zu/%zu documents, %.1f s", i + 1, specs.size(),
+                   task.c_str(), done, total, s);
+      std::fflush(stderr);
+    };
+    results.push_back(evaluate_task(model, specs[i], o));
+    std::fprintf(stderr, "\n");
+    const TaskResult& r = results.back();
+    for (const MetricResult& m : r.metrics)
+      std::printf("%s %s %.4f (n %zu, %zu-shot)\n", r.task.c_str(), m.metric.c_str(), m.value, r.n,
+                  r.num_fewshot);
+  }
+  ReportInfo info{.model = model.name, .seed = a.seed, .limit = a.limit};
+  if (!a.output.empty()) write_file(a.output, results_json(results, info));
+  const std::string md = results_markdown(results, info);
+  if (!a.markdown.empty()) write_file(a.markdown, md);
+  std::printf("\n%s", md.c_str());
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  EvalArgs& a = *args;
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "score a model on Japanese and English benchmarks (JGLUE, lm-eval-style tasks)");
+  cmd->add_option("--model", a.model,
+                  "Hugging Face model directory or hibari checkpoint (step directory or root)")
+      ->required();
+  cmd->add_option("--tokenizer", a.tokenizer,
+                  "tokenizer.json / .model or a directory holding one (default: the model's)");
+  cmd->add_option("--tasks", a.tasks, "comma-separated task names (jcommonsenseqa,jnli,...)")
+      ->required();
+  cmd->add_option("--num-fewshot", a.num_fewshot,
+                  "few-shot examples: one count, or one per task (2,3,3,3)")
+      ->capture_default_str();
+  cmd->add_option("--data-dir", a.data_dir,
+                  "directory holding the tasks' data files (JGLUE's datasets/ layout)")
+      ->required();
+  cmd->add_option("--task-dir", a.task_dirs,
+                  "directory of task files NAME.json, searched before the built-in ones");
+  cmd->add_option("--limit", a.limit, "score at most this many documents per task (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", a.batch_size, "sequences per forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", a.max_length,
+                  "tokens per sequence (0: the model's context, at most 2048)")
+      ->capture_default_str();
+  cmd->add_option("--seed", a.seed, "seed of the few-shot draws")->capture_default_str();
+  cmd->add_option("--output", a.output, "write the results as JSON here");
+  cmd->add_option("--markdown", a.markdown, "write the Markdown table here");
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->callback([args] { run_eval(*args); });
+}
+
+}  // namespace hibari::cli

@@ -1,0 +1,108 @@
+// tests/cli/eval_command_test.cpp — `hibari eval` end to end on the tiny random model and the
+// sample data: the JSON result file, the Markdown table, the progress line, and one-line errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/config.h"
+#include "model/hf_weights.h"
+#include "model/params.h"
+#include "tests/cli/run_hibari.h"
+#include "tests/scratch_dir.h"
+
+namespace hibari {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kExamples = std::string(HIBARI_SOURCE_DIR) + "/examples/eval";
+
+// The tiny model of tests/eval/tiny_model.h (same config, tokenizer, seed and std).
+std::string write_model(const fs::path& dir) {
+  const fs::path src = fs::path(kExamples) / "tiny_model";
+  ModelConfig config = load_model_config((src / "config.json").string());
+  ParameterLayout layout = llama_parameter_layout(config);
+  std::vector<float> params(layout.total);
+  llama_init_parameters(params.data(), layout, 0.5, 7);
+  save_hf_weights(layout, params.data(), config, dir.string(), {});
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(src / f, dir / f);
+  return dir.string();
+}
+
+TEST(EvalCommand, WritesJsonAndMarkdownForEveryTask) {
+  test::ScratchDir dir("eval_command");
+  const std::string model = write_model(dir.path / "tiny");
+  const std::string out = (dir.path / "results.json").string();
+  const std::string md = (dir.path / "results.md").string();
+  test::CommandResult r = test::run_hibari(
+      dir.path, "eval --model " + model +
+                    " --tasks jcommonsenseqa,jnli,marc_ja,jsquad,arc_easy,ppl_ja --num-fewshot "
+                    "2,3,1,1,2,0 --data-dir " +
+                    kExamples + "/data --batch-size 3 --threads 2 " + "--output " + out +
+                    " --markdown " + md);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("[6/6] ppl_ja: 3/3 documents"), std::string::npos) << r.err;
+
+  std::ifstream in(out);
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["model"], "tiny");
+  ASSERT_EQ(j["results"].size(), 2u + 2 + 2 + 2 + 2 + 3);
+  const nlohmann::json& first = j["results"][0];
+  EXPECT_EQ(first["task"], "jcommonsenseqa");
+  EXPECT_EQ(first["metric"], "acc");
+  EXPECT_DOUBLE_EQ(first["value"].get<double>(), 0.4);  // as tests/eval SampleTaskScores
+  EXPECT_NEAR(first["stderr"].get<double>(), std::sqrt(0.3 / 5), 1e-12);  // var 0.3 over 5
+  EXPECT_EQ(first["n"], 5);
+  EXPECT_EQ(first["num_fewshot"], 2);
+  EXPECT_EQ(first["prompt_version"], "jcommonsenseqa-1.3-0.2.1");
+  EXPECT_EQ(first["model"], "tiny");
+  EXPECT_EQ(j["num_fewshot"]["jnli"], 3);
+  EXPECT_TRUE(j["results"].back()["stderr"].is_null());  // perplexity: no stderr
+  // Ja average of the first metrics (acc 0.4, 0.5, 0.4; char_f1 0), perplexity left out.
+  EXPECT_NEAR(j["averages"]["ja"].get<double>(), (0.4 + 0.5 + 0.4 + 0.0) / 4, 1e-12);
+  EXPECT_NEAR(j["averages"]["en"].get<double>(), 0.0, 1e-12);
+
+  const std::string table = test::read_file(md);
+  EXPECT_NE(table.find("| Model | jcommonsenseqa (acc) | jnli (acc) | marc_ja (acc) | jsquad "
+                       "(char_f1) | ppl_ja (char_perplexity) | Ja avg | arc_easy (acc) | En avg |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| tiny | 0.4000 | 0.5000 | 0.4000 | 0.0000 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 0.3250 | 0.0000 | 0.0000 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| jnli | ja | acc | 0.5000 |"), std::string::npos) << table;
+}
+
+TEST(EvalCommand, ErrorsAreOneLine) {
+  test::ScratchDir dir("eval_command_errors");
+  const std::string model = write_model(dir.path / "tiny");
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli,nope --data-dir " +
+                                     kExamples + "/data"),
+      "no task \"nope\"");
+  test::expect_one_line_error(test::run_hibari(dir.path, "eval --model " + model +
+                                                             " --tasks jnli,marc_ja --num-fewshot "
+                                                             "1,2,3 --data-dir " +
+                                                             kExamples + "/data"),
+                              "--num-fewshot 1,2,3: 3 counts for 2 tasks");
+  // A corrupt data file: the error names its file and line.
+  fs::create_directories(dir.path / "data/jnli-v1.3");
+  std::ofstream(dir.path / "data/jnli-v1.3/valid-v1.3.json")
+      << R"({"sentence1": "a", "sentence2": "b", "label": "neutral"})"
+         "\n{broken\n";
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --data-dir " +
+                                     (dir.path / "data").string()),
+      "data/jnli-v1.3/valid-v1.3.json:2: invalid JSON");
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --num-fewshot 2 " +
+                                     "--data-dir " + (dir.path / "data").string()),
+      "jnli: no data file");
+}
+
+}  // namespace
+}  // namespace hibari
