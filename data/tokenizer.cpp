@@ -225,7 +225,7 @@ bool Tokenizer::lossless() const {
   bool byte_level_in = false, byte_level_out = false;
   for (const PreTokenizer& p : spec->pre_tokenizers)
     byte_level_in |= p.kind == PreTokenizerKind::byte_level;
-  for (const Decoder& d : spec->decoders) byte_level_out |= d.kind == DecoderKind::byte_level;
+  for (const TokenDecoder& d : spec->decoders) byte_level_out |= d.kind == DecoderKind::byte_level;
   for (const AddedToken& t : spec->added)
     if (t.lstrip || t.rstrip) return false;
   return byte_level_in && byte_level_out && spec->normalizers.empty();

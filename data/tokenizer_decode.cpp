@@ -65,10 +65,11 @@ int byte_token(const std::string& t) {
 
 }  // namespace
 
-std::string run_decoders(std::vector<std::string> tokens, const std::vector<Decoder>& decoders) {
+std::string run_decoders(std::vector<std::string> tokens,
+                         const std::vector<TokenDecoder>& decoders) {
   std::vector<Span> matches;
   std::string scratch;  // reused by the Replace decoder
-  for (const Decoder& d : decoders) {
+  for (const TokenDecoder& d : decoders) {
     switch (d.kind) {
       case DecoderKind::byte_level: {
         // A token whose chars all map back to bytes becomes those bytes; others stay as written.

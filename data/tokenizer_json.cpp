@@ -131,7 +131,7 @@ struct Loader {
     }
   }
 
-  void decoder(std::vector<Decoder>& out, const json& j) const {
+  void decoder(std::vector<TokenDecoder>& out, const json& j) const {
     if (j.is_null()) return;
     std::string type = need(j, "type", "decoder").get<std::string>();
     if (type == "Sequence") {

@@ -143,7 +143,7 @@ struct TemplatePiece {
 };
 
 enum class DecoderKind { byte_level, replace, byte_fallback, fuse, strip, metaspace };
-struct Decoder {
+struct TokenDecoder {
   DecoderKind kind;
   Pattern pattern{};           // replace
   std::string content{};       // replace: replacement; strip: the char; metaspace: replacement
@@ -162,7 +162,7 @@ struct TokenizerSpec {
   Bpe bpe;
   bool has_template = false;
   std::vector<TemplatePiece> single;  // the post-processor's template for one sequence
-  std::vector<Decoder> decoders;
+  std::vector<TokenDecoder> decoders;
   std::optional<int32_t> bos, eos;
 };
 
@@ -184,6 +184,7 @@ int byte_level_byte(char32_t cp);
 void bpe_encode_word(std::vector<int32_t>& ids, const TokenizerSpec& spec, std::string_view word);
 
 // data/tokenizer_decode.cpp: the decoder chain over token strings.
-std::string run_decoders(std::vector<std::string> tokens, const std::vector<Decoder>& decoders);
+std::string run_decoders(std::vector<std::string> tokens,
+                         const std::vector<TokenDecoder>& decoders);
 
 }  // namespace hibari
