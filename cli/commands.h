@@ -16,6 +16,7 @@ void add_tokenizer_commands(CLI::App& app);  // tokenizer encode|decode  (tokeni
 void add_tokenizer_extend_command(CLI::App& tokenizer);
 void add_convert_command(CLI::App& app);    // convert                  (convert_command.cpp)
 void add_supervise_command(CLI::App& app);  // supervise (supervise_command.cpp)
+void add_generate_command(CLI::App& app);   // generate (generate_command.cpp)
 void add_eval_command(CLI::App& app);       // eval (eval_command.cpp)
 
 }  // namespace hibari::cli

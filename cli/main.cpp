@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   hibari::cli::add_tokenizer_commands(app);
   hibari::cli::add_convert_command(app);
   hibari::cli::add_supervise_command(app);
+  hibari::cli::add_generate_command(app);
   hibari::cli::add_eval_command(app);
 
   try {
