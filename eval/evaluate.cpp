@@ -85,17 +85,23 @@ TaskResult evaluate_generation(EvalModel& model, const TaskSpec& task,
                                const std::vector<EvalDoc>& docs, const std::vector<EvalDoc>& pool,
                                const EvalOptions& o, TaskResult r) {
   std::vector<double> em, f1;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    std::vector<const EvalDoc*> shots;
-    for (size_t s : draw_fewshot(pool.size(), o.num_fewshot, o.seed, i)) shots.push_back(&pool[s]);
-    const std::string ctx = build_context(task, docs[i], shots);
-    // A prompt past the window loses its beginning (generate_greedy keeps the last tokens).
-    const std::vector<int32_t> prompt = model.tokenizer->encode(ctx, true);
-    const std::string answer = generate_greedy(model, prompt, task.max_new_tokens, task.stop);
-    em.push_back(exact_match(answer, docs[i].answers));
-    f1.push_back(char_f1(answer, docs[i].answers));
-    if (o.progress && ((i + 1) % 8 == 0 || i + 1 == docs.size()))
-      o.progress(task.name, i + 1, docs.size());
+  for (size_t begin = 0; begin < docs.size(); begin += kChunkDocs) {
+    const size_t end = std::min(docs.size(), begin + kChunkDocs);
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t i = begin; i < end; ++i) {
+      std::vector<const EvalDoc*> shots;
+      for (size_t s : draw_fewshot(pool.size(), o.num_fewshot, o.seed, i))
+        shots.push_back(&pool[s]);
+      // A prompt past the window loses its beginning (generate_greedy keeps the last tokens).
+      prompts.push_back(model.tokenizer->encode(build_context(task, docs[i], shots), true));
+    }
+    const std::vector<std::string> answers =
+        generate_greedy(model, prompts, task.max_new_tokens, task.stop);
+    for (size_t i = begin; i < end; ++i) {
+      em.push_back(exact_match(answers[i - begin], docs[i].answers));
+      f1.push_back(char_f1(answers[i - begin], docs[i].answers));
+    }
+    if (o.progress) o.progress(task.name, end, docs.size());
   }
   for (const std::string& metric : task.metrics) {
     MeanStderr ms = mean_stderr(metric == "exact_match" ? em : f1);

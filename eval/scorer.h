@@ -1,11 +1,13 @@
 // eval/scorer.h — what evaluation asks of a model: the log-likelihood of a continuation given a
-// context (multiple choice, perplexity) and greedy generation (JSQuAD).
+// context (multiple choice, perplexity) and greedy generation (JSQuAD), on the KV-cached inference
+// decoder (infer/decoder.h).
 //
-// Log-likelihood requests run in batches of up to batch_size sequences, longest first (as
-// lm-evaluation-harness orders them, so a batch wastes little padding).  A sequence is
-// context + continuation minus its last token, right-padded to the batch's longest; with a causal
-// model the padding after a sequence never reaches its positions.  A sequence longer than the
-// window keeps its last max_length + 1 tokens (the context is cut on the left).
+// A log-likelihood request is one token sequence, context + continuation; its score is the sum of
+// the last continuation-length entries of sequence_logprobs.  Sequences are packed into decoder
+// steps without padding, and every row of a step is computed from that row alone, so a score does
+// not depend on batch_size, on the order of the requests or on what else is in the batch: the bits
+// are the same.  A sequence longer than the window keeps its last max_length + 1 tokens (the
+// context is cut on the left), as lm-evaluation-harness does.
 //
 // Scores are log-softmax values in double precision from the float32 logits of each position.
 #pragma once
@@ -17,23 +19,27 @@
 #include <vector>
 
 #include "data/text_tokenizer.h"
-#include "model/llama.h"
+#include "infer/decoder.h"
+#include "infer/model_loader.h"
 
 namespace hibari {
 
 struct EvalModel {
-  Llama llama;                             // planned for batch_size x max_length tokens
+  LoadedModel loaded;                      // the weights (decoder points into them)
+  Decoder decoder;                         // batch_size slots of max_length + 1 positions
   std::optional<TextTokenizer> tokenizer;  // set by load_eval_model (no default tokenizer)
   std::string name;                        // for the result file: the directory's name
-  size_t batch_size = 1;
-  size_t max_length = 0;  // tokens per forward (the window)
+  size_t batch_size = 1;  // sequences in the decoder at once (scoring and generation)
+  size_t max_length = 0;  // the window: tokens a scored position may see (context + predicted)
 };
 
 // Loads a Hugging Face directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)
-// or a hibari checkpoint (a step directory, or a checkpoint root: its newest intact checkpoint),
-// and plans the model for batch_size x max_length tokens (max_length 0: the config's
-// max_position_embeddings, capped at 2048).  `tokenizer` (a file or directory) overrides the
-// model directory's own; a checkpoint without one needs it.
+// or a hibari checkpoint (a step directory, or a checkpoint root: its newest intact checkpoint)
+// with load_model_for_inference, and makes a decoder of batch_size slots.  max_length 0: the
+// config's max_position_embeddings, capped at 2048; at most max_position_embeddings - 1 (a
+// scored sequence is the window plus the token its last position predicts, and the decoder caches
+// every token).  `tokenizer` (a file or directory) overrides the model's own; a checkpoint without
+// one needs it.  Errors are one line naming the file.
 void load_eval_model(EvalModel& model, const std::string& dir, const std::string& tokenizer,
                      size_t batch_size, size_t max_length);
 
@@ -48,17 +54,18 @@ struct LoglikelihoodResult {
   size_t tokens = 0;    // continuation tokens scored
 };
 
-// One result per request, in request order.  Each sequence's positions see only its own tokens, so
-// batch_size and padding change no score beyond float32 rounding: model/llama_forward's GEMMs
-// round differently with another row count (measured: relative differences near 1e-8 between
-// batch 1 and 7 on the tiny test model; not bit-identical).
+// One result per request, in request order; bit-identical for any batch_size and request order.
 std::vector<LoglikelihoodResult> score_loglikelihood(EvalModel& model,
                                                      const std::vector<LoglikelihoodRequest>& reqs);
 
-// Greedy decoding from `prompt` until one of `stop` appears in the decoded text, EOS, or
-// max_new_tokens.  Returns the text before the stop string.
-std::string generate_greedy(EvalModel& model, const std::vector<int32_t>& prompt,
-                            size_t max_new_tokens, const std::vector<std::string>& stop);
+// Greedy decoding of every prompt (infer/generate.h, batch_size prompts at a time) until one of
+// `stop` appears in the decoded text, EOS, or max_new_tokens.  Returns, per prompt, the text before
+// the first stop string.  A prompt longer than max_length - max_new_tokens keeps its last tokens
+// (lm-evaluation-harness's cut).  Like scoring, an answer does not depend on the batch.
+std::vector<std::string> generate_greedy(EvalModel& model,
+                                         const std::vector<std::vector<int32_t>>& prompts,
+                                         size_t max_new_tokens,
+                                         const std::vector<std::string>& stop);
 
 // Context and continuation token ids for the strings, as lm-evaluation-harness's _encode_pair:
 // whole = encode(context + continuation), context_ids = encode(context), continuation = the rest
