@@ -76,6 +76,16 @@ void run_eval(const EvalArgs& a) {
   std::vector<TaskSpec> specs;
   for (const std::string& name : names)
     specs.push_back(load_task_spec(find_task_file(name, a.task_dirs)));
+  // So is every data file: errors stay one line, before any output.
+  std::vector<EvalOptions> options(specs.size());
+  std::vector<TaskDocs> docs;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    options[i].data_dir = a.data_dir;
+    options[i].num_fewshot = shots[i];
+    options[i].limit = a.limit;
+    options[i].seed = a.seed;
+    docs.push_back(load_task_docs(specs[i], options[i]));
+  }
 
   EvalModel model;
   load_eval_model(model, a.model, a.tokenizer, a.batch_size, a.max_length);
@@ -85,11 +95,7 @@ void run_eval(const EvalArgs& a) {
   std::vector<TaskResult> results;
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto start = std::chrono::steady_clock::now();
-    EvalOptions o;
-    o.data_dir = a.data_dir;
-    o.num_fewshot = shots[i];
-    o.limit = a.limit;
-    o.seed = a.seed;
+    EvalOptions& o = options[i];
     o.progress = [&](const std::string& task, size_t done, size_t total) {
       const double s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -97,7 +103,7 @@ void run_eval(const EvalArgs& a) {
                    task.c_str(), done, total, s);
       std::fflush(stderr);
     };
-    results.push_back(evaluate_task(model, specs[i], o));
+    results.push_back(evaluate_task(model, specs[i], docs[i], o));
     std::fprintf(stderr, "\n");
     const TaskResult& r = results.back();
     for (const MetricResult& m : r.metrics)

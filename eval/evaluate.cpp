@@ -153,11 +153,13 @@ TaskResult evaluate_perplexity(EvalModel& model, const TaskSpec& task,
 
 }  // namespace
 
-TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const EvalOptions& o) {
+TaskDocs load_task_docs(const TaskSpec& task, const EvalOptions& o) {
   const TaskMethod method = task_method(task.format);
   const std::string data_path = resolve_data_file(o.data_dir, task.data_file, task.name);
-  std::vector<EvalDoc> docs = load_eval_docs(task, data_path);
-  std::vector<EvalDoc> pool;
+  TaskDocs t;
+  std::vector<EvalDoc>& docs = t.docs;
+  std::vector<EvalDoc>& pool = t.pool;
+  docs = load_eval_docs(task, data_path);
   if (method != TaskMethod::perplexity) {
     if (!task.fewshot_file.empty()) {
       if (o.num_fewshot > 0)
@@ -177,23 +179,32 @@ TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const EvalOptio
                    : "the few-shot pool has " + std::to_string(pool.size())));
   }
   if (o.limit > 0 && docs.size() > o.limit) docs.resize(o.limit);
+  return t;
+}
 
+TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const TaskDocs& t,
+                         const EvalOptions& o) {
+  const TaskMethod method = task_method(task.format);
   TaskResult r;
   r.task = task.name;
   r.language = task.language;
   r.prompt_version = task.prompt_version;
   r.model = model.name;
-  r.n = docs.size();
+  r.n = t.docs.size();
   r.num_fewshot = method == TaskMethod::perplexity ? 0 : o.num_fewshot;
   switch (method) {
     case TaskMethod::multiple_choice:
-      return evaluate_multiple_choice(model, task, docs, pool, o, r);
+      return evaluate_multiple_choice(model, task, t.docs, t.pool, o, r);
     case TaskMethod::generation:
-      return evaluate_generation(model, task, docs, pool, o, r);
+      return evaluate_generation(model, task, t.docs, t.pool, o, r);
     case TaskMethod::perplexity:
-      return evaluate_perplexity(model, task, docs, o, r);
+      return evaluate_perplexity(model, task, t.docs, o, r);
   }
   return r;
+}
+
+TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const EvalOptions& o) {
+  return evaluate_task(model, task, load_task_docs(task, o), o);
 }
 
 }  // namespace hibari

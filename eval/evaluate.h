@@ -62,6 +62,18 @@ std::string fewshot_target(const TaskSpec& task, const EvalDoc& doc);
 std::string build_context(const TaskSpec& task, const EvalDoc& doc,
                           const std::vector<const EvalDoc*>& shots);
 
+// A task's documents: those to score (after the few-shot pool is set aside and --limit applied)
+// and the few-shot pool.  Reading them checks the data files (one-line errors naming file and
+// line), so a command can read every task's data before it loads a model.
+struct TaskDocs {
+  std::vector<EvalDoc> docs;
+  std::vector<EvalDoc> pool;
+};
+TaskDocs load_task_docs(const TaskSpec& task, const EvalOptions& options);
+
+TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const TaskDocs& docs,
+                         const EvalOptions& options);
+// load_task_docs, then the above.
 TaskResult evaluate_task(EvalModel& model, const TaskSpec& task, const EvalOptions& options);
 
 }  // namespace hibari

@@ -1,5 +1,6 @@
 // tests/cli/eval_command_test.cpp — `hibari eval` end to end on the tiny random model and the
-// sample data: the JSON result file, the Markdown table, the progress line, and one-line errors.
+// sample data: the JSON result file, the Markdown table, the progress line, results that do not
+// change with --batch-size, and one-line errors (data files are read before the model loads).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -77,6 +78,28 @@ TEST(EvalCommand, WritesJsonAndMarkdownForEveryTask) {
   EXPECT_NE(table.find("| jnli | ja | acc | 0.5000 |"), std::string::npos) << table;
 }
 
+TEST(EvalCommand, ResultsDoNotDependOnBatchSize) {
+  test::ScratchDir dir("eval_command_batch");
+  const std::string model = write_model(dir.path / "tiny");
+  nlohmann::json results[2];
+  const char* batch[2] = {"1", "5"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = (dir.path / ("results" + std::string(batch[i]) + ".json")).string();
+    test::CommandResult r = test::run_hibari(
+        dir.path, "eval --model " + model + " --tasks jcommonsenseqa,jsquad,ppl_ja,ppl_en " +
+                      "--num-fewshot 2,1,0,0 --data-dir " + kExamples + "/data --batch-size " +
+                      batch[i] + " --threads 1 --output " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(out);
+    results[i] = nlohmann::json::parse(in)["results"];
+  }
+  ASSERT_EQ(results[0].size(), 2u + 2 + 3 + 3);
+  // Perplexities carry every bit of the summed log-likelihoods: equal, not close.
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0][4]["task"], "ppl_ja");
+  EXPECT_NEAR(results[0][4]["value"].get<double>(), 1948763.214037247, 20);  // as SampleTaskScores
+}
+
 TEST(EvalCommand, ErrorsAreOneLine) {
   test::ScratchDir dir("eval_command_errors");
   const std::string model = write_model(dir.path / "tiny");
@@ -98,6 +121,11 @@ TEST(EvalCommand, ErrorsAreOneLine) {
       test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --data-dir " +
                                      (dir.path / "data").string()),
       "data/jnli-v1.3/valid-v1.3.json:2: invalid JSON");
+  // A good data file and no train file: 2-shot names the missing few-shot file's task.
+  std::ofstream(dir.path / "data/jnli-v1.3/valid-v1.3.json")
+      << R"({"sentence_pair_id": "0", "yjcaptions_id": "x", "sentence1": "a", "sentence2": "b", )"
+         R"("label": "neutral"})"
+         "\n";
   test::expect_one_line_error(
       test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --num-fewshot 2 " +
                                      "--data-dir " + (dir.path / "data").string()),
