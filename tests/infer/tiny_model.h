@@ -8,24 +8,13 @@
 #include "infer/model_loader.h"
 #include "model/llama.h"
 #include "model/params.h"
+#include "tests/model/tiny_config.h"
 
 namespace hibari::test {
 
 // GQA (4 query heads on 2 key/value heads), 2 layers, untied head unless asked.
 inline ModelConfig tiny_infer_config(bool tied = false) {
-  ModelConfig c;
-  c.vocab_size = 96;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 160;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.tie_word_embeddings = tied;
-  return c;
+  return test::tiny_llama({96, 32, 48, 2, 4, 2, 8, 160, tied, 1e-5});
 }
 
 // initializer_range 0.25: logits spread enough that greedy choices are clear-cut.

@@ -21,6 +21,7 @@
 #include "model/config.h"
 #include "model/llama.h"
 #include "model/params.h"
+#include "tests/model/tiny_config.h"
 
 namespace hibari {
 namespace {
@@ -28,20 +29,7 @@ namespace {
 constexpr size_t kB = 2, kT = 70;  // 70 tokens: past the 64-token attention tile
 constexpr int kSteps = 3;
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 128;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  return c;
-}
+ModelConfig tiny_config() { return test::tiny_llama({64, 32, 48, 2, 4, 2, 8, 128, false, 1e-5}); }
 
 // AdamW (betas 0.9, 0.95, eps 1e-8, weight decay 0.1 on matrices) over the layout's parameters, and
 // global-norm clipping: optim/adamw.cpp and optim/clip.cpp in a few lines.

@@ -9,25 +9,14 @@
 
 #include "core/rng.h"
 #include "model/llama.h"
+#include "tests/model/tiny_config.h"
 
 namespace hibari {
 namespace {
 
 constexpr size_t B = 2, T = 12, N = B * T;
 
-ModelConfig tiny(bool tied) {
-  ModelConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+ModelConfig tiny(bool tied) { return test::tiny_llama({64, 32, 48, 2, 4, 2, 8, 16, tied}); }
 
 std::vector<int32_t> tokens(uint32_t stream) {
   std::vector<int32_t> t(N);

@@ -7,22 +7,12 @@
 #include <cmath>
 #include <set>
 
+#include "tests/model/tiny_config.h"
+
 namespace hibari {
 namespace {
 
-ModelConfig tiny(bool tied) {
-  ModelConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 24;
-  c.intermediate_size = 40;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 6;
-  c.max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+ModelConfig tiny(bool tied) { return test::tiny_llama({50, 24, 40, 2, 4, 2, 6, 32, tied}); }
 
 TEST(ParameterLayout, NamesShapesAndOrderAsHuggingFace) {
   ModelConfig c = tiny(false);

@@ -12,23 +12,12 @@
 #include "core/rng.h"
 #include "model/params.h"
 #include "tests/error_matchers.h"
+#include "tests/model/tiny_config.h"
 
 namespace hibari {
 namespace {
 
-ModelConfig tiny(bool tied) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 8;
-  c.max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+ModelConfig tiny(bool tied) { return test::tiny_llama({256, 64, 128, 3, 8, 4, 8, 32, tied}); }
 
 // Every shard of a dp-free grid: tp x stages, for tp in {1, 2, 4} and stages in {1, 2, 3}.
 std::vector<ModelShard> all_shards(const ModelConfig& c, int tp, int stages) {

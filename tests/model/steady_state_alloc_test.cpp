@@ -12,6 +12,7 @@
 #include "model/llama.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
+#include "tests/model/tiny_config.h"
 
 namespace {
 std::atomic<long> allocations{0};
@@ -33,15 +34,7 @@ namespace hibari {
 namespace {
 
 TEST(SteadyState, TrainingStepAllocatesNothing) {
-  ModelConfig c;
-  c.vocab_size = 300;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.max_position_embeddings = 128;
+  ModelConfig c = test::tiny_llama({300, 64, 96, 2, 4, 2, 16, 128});
   const size_t B = 2, T = 70;
   Llama model;
   llama_create(model, c, B, T);

@@ -19,6 +19,7 @@
 #include "kernels/cpu/cross_entropy.h"
 #include "model/llama.h"
 #include "parallel/comm.h"
+#include "tests/model/tiny_config.h"
 
 // Heap allocations through operator new, counted (the steady-state step must make none).
 namespace {
@@ -42,19 +43,8 @@ constexpr size_t B = 2, T = 16, N = B * T;
 constexpr uint64_t seed = 2024;
 constexpr double init_range = 0.1;  // larger than Llama's 0.02: activations well away from zero
 
-ModelConfig tiny(bool tied) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_hidden_layers = 4;  // splits over 2 and 4 stages
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 8;
-  c.max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+// 4 layers: splits over 2 and 4 stages.
+ModelConfig tiny(bool tied) { return test::tiny_llama({256, 64, 128, 4, 8, 4, 8, 32, tied}); }
 
 // Micro-batch `mb`'s tokens; every 7th target is ignore_index, so the mean's count matters.
 std::vector<int32_t> tokens(size_t micro, uint32_t stream, bool targets) {
