@@ -61,6 +61,18 @@ uint64_t comm_bytes_total(const CommBytes& bytes) {
          bytes.point_to_point;
 }
 
+CommBytes comm_bytes_add(const CommBytes& a, const CommBytes& b) {
+  return {a.all_reduce + b.all_reduce, a.reduce_scatter + b.reduce_scatter,
+          a.all_gather + b.all_gather, a.broadcast + b.broadcast,
+          a.point_to_point + b.point_to_point};
+}
+
+CommBytes comm_bytes_sub(const CommBytes& a, const CommBytes& b) {
+  return {a.all_reduce - b.all_reduce, a.reduce_scatter - b.reduce_scatter,
+          a.all_gather - b.all_gather, a.broadcast - b.broadcast,
+          a.point_to_point - b.point_to_point};
+}
+
 Comm comm_init(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);

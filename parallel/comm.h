@@ -36,6 +36,9 @@ struct CommBytes {
   uint64_t point_to_point = 0;  // what send_recv sent
 };
 uint64_t comm_bytes_total(const CommBytes& bytes);
+// Field by field: a + b, and a - b (the bytes sent between two readings).
+CommBytes comm_bytes_add(const CommBytes& a, const CommBytes& b);
+CommBytes comm_bytes_sub(const CommBytes& a, const CommBytes& b);
 
 // [begin, end) element range of a buffer.
 struct BucketRange {

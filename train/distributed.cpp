@@ -303,7 +303,7 @@ void distributed_optimizer_step(Distributed& d, float lr) {
 std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64_t eval_batches) {
   std::vector<double> losses(loader.datasets.size(), std::numeric_limits<double>::quiet_NaN());
   const ModelShard& s = d.model_shard;
-  const int stage = d.grid.coord.pp, stages = d.grid.sizes.pp;
+  const int stage = d.grid.coord.pp;
   const size_t floats = llama_stage_floats(d.model);
   for (size_t ds = 0; ds < loader.datasets.size(); ++ds) {
     if (eval_batches == 0 || loader_valid_samples(loader, ds) == 0) continue;
@@ -318,7 +318,6 @@ std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64
         send_recv(d.grid.pp, std::span(llama_stage_output(d.model, 0), floats), stage + 1, {}, -1);
       if (s.last_stage && s.tp_rank == 0) sum += loss;
     }
-    (void)stages;
     losses[ds] = distributed_sum(d, sum) / double(eval_batches);
   }
   return losses;
@@ -372,13 +371,8 @@ void distributed_gather_full(Distributed& d, float* params, float* m, float* v) 
 
 CommBytes distributed_bytes(const Distributed& d) {
   CommBytes sum;
-  for (const Comm* c : {&d.world, &d.grid.dp, &d.grid.tp, &d.grid.pp, &d.shard, &d.replica}) {
-    sum.all_reduce += c->bytes.all_reduce;
-    sum.reduce_scatter += c->bytes.reduce_scatter;
-    sum.all_gather += c->bytes.all_gather;
-    sum.broadcast += c->bytes.broadcast;
-    sum.point_to_point += c->bytes.point_to_point;
-  }
+  for (const Comm* c : {&d.world, &d.grid.dp, &d.grid.tp, &d.grid.pp, &d.shard, &d.replica})
+    sum = comm_bytes_add(sum, c->bytes);
   return sum;
 }
 

@@ -18,11 +18,11 @@
 #include "data/loader.h"
 #include "data/text_tokenizer.h"
 #include "infer/sample.h"
+#include "model/hf_weights.h"
 #include "model/llama.h"
 #include "optim/schedule.h"
 #include "parallel/rank_status.h"
 #include "train/distributed.h"
-#include "model/hf_weights.h"
 #include "train/metrics.h"
 #include "train/peak_flops.h"
 #include "train/train_checkpoint.h"
@@ -335,12 +335,8 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     }
     double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
-    const CommBytes after = distributed_bytes(dist);
-    bytes_of_steps.all_reduce += after.all_reduce - bytes_before_steps.all_reduce;
-    bytes_of_steps.reduce_scatter += after.reduce_scatter - bytes_before_steps.reduce_scatter;
-    bytes_of_steps.all_gather += after.all_gather - bytes_before_steps.all_gather;
-    bytes_of_steps.broadcast += after.broadcast - bytes_before_steps.broadcast;
-    bytes_of_steps.point_to_point += after.point_to_point - bytes_before_steps.point_to_point;
+    bytes_of_steps =
+        comm_bytes_add(bytes_of_steps, comm_bytes_sub(distributed_bytes(dist), bytes_before_steps));
 
     double tokens_per_second = double(tokens_per_step) / step_seconds;
     double mfu = tokens_per_second * flops_per_token / peak;
