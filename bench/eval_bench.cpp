@@ -4,7 +4,7 @@
 // `bench` is the PyTorch side, on the same model directory, requests and threads.
 //
 //   eval_bench DIR PRESET DOCS CONTEXT BATCH
-// writes DIR/model (a Hugging Face directory: preset A or B of bench/generate_bench.cpp, weights
+// writes DIR/model (a Hugging Face directory: preset A or B of bench/inference_presets.h, weights
 // llama_init_parameters(std 0.02, seed 1), the eval examples' tokenizer) and DIR/requests.json
 // (DOCS documents, each a context of CONTEXT/2 .. CONTEXT random tokens with 4 choices of 1 .. 8
 // tokens, as JCommonsenseQA-style tasks send), then times score_loglikelihood at BATCH sequences
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/inference_presets.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "eval/scorer.h"
@@ -31,27 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 using hibari::ModelConfig;
 
-// As bench/generate_bench.cpp.
-ModelConfig preset(const std::string& name) {
-  ModelConfig c;
-  //           vocab  hidden layers heads kv  inter
-  // A:        32000  512    8      8     4   1536
-  // B:        32000  256    4      4     2   768
-  const bool a = name == "A";
-  c.vocab_size = 32000;
-  c.hidden_size = a ? 512 : 256;
-  c.num_hidden_layers = a ? 8 : 4;
-  c.num_attention_heads = a ? 8 : 4;
-  c.num_key_value_heads = a ? 4 : 2;
-  c.intermediate_size = a ? 1536 : 768;
-  c.head_dim = c.hidden_size / c.num_attention_heads;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  return c;
-}
-
 void write_model(const fs::path& dir, const std::string& name) {
-  const ModelConfig c = preset(name);
+  const ModelConfig c = hibari::bench::inference_preset(name);
   const hibari::ParameterLayout layout = hibari::llama_parameter_layout(c);
   std::vector<float> params(layout.total);
   hibari::llama_init_parameters(params.data(), layout, 0.02, 1);
@@ -97,7 +79,7 @@ int main(int argc, char** argv) {
   fs::create_directories(dir / "model");
   write_model(dir / "model", name);
   const std::vector<hibari::LoglikelihoodRequest> reqs =
-      make_requests(docs, context, uint32_t(preset(name).vocab_size));
+      make_requests(docs, context, uint32_t(hibari::bench::inference_preset(name).vocab_size));
   nlohmann::json j = nlohmann::json::array();
   size_t tokens = 0;
   for (const hibari::LoglikelihoodRequest& r : reqs) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/inference_presets.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "infer/decoder.h"
@@ -22,24 +23,6 @@
 namespace {
 
 using hibari::ModelConfig;
-
-ModelConfig preset(const std::string& name) {
-  ModelConfig c;
-  //           vocab  hidden layers heads kv  inter
-  // A:        32000  512    8      8     4   1536
-  // B:        32000  256    4      4     2   768
-  const bool a = name == "A";
-  c.vocab_size = 32000;
-  c.hidden_size = a ? 512 : 256;
-  c.num_hidden_layers = a ? 8 : 4;
-  c.num_attention_heads = a ? 8 : 4;
-  c.num_key_value_heads = a ? 4 : 2;
-  c.intermediate_size = a ? 1536 : 768;
-  c.head_dim = c.hidden_size / c.num_attention_heads;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  return c;
-}
 
 double seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -52,7 +35,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: generate_bench A|B BATCH PROMPT NEW [blas]\n");
     return 2;
   }
-  const ModelConfig c = preset(argv[1]);
+  const ModelConfig c = hibari::bench::inference_preset(argv[1]);
   const size_t B = std::strtoul(argv[2], nullptr, 10), P = std::strtoul(argv[3], nullptr, 10),
                NEW = std::strtoul(argv[4], nullptr, 10);
   const bool blas = argc > 5 && std::strcmp(argv[5], "blas") == 0;
