@@ -23,13 +23,34 @@ constexpr size_t kLogitChunk = 64;
 
 size_t logit_capacity(const DecoderOptions& o) { return std::max(o.max_batch, kLogitChunk); }
 
-// y (M, N) = x (M, K) @ w (N, K)^T: rowwise (batch-independent bits) or OpenBLAS.
+// The weights the GEMMs read: packed for the rowwise GEMM, as stored for OpenBLAS.
+const LlamaWeights& gemm_weights(const Decoder& d) {
+  return d.options.blas_gemm ? d.weights : d.packed;
+}
+
+// y (M, N) = x (M, K) @ w (N, K)^T: rowwise (batch-independent bits; w packed) or OpenBLAS.
 void linear(const Decoder& d, float* y, const float* x, const float* w, size_t M, size_t N,
             size_t K) {
   if (d.options.blas_gemm)
     cpu::gemm(y, x, w, M, N, K, {.transpose_b = true});
   else
     cpu::matmul_rowwise(y, x, w, M, N, K);
+}
+
+// Moves the step's rows with logits (logit_rows[0 .. kept), ascending) to the front of the
+// arrays the rest of the last layer reads, and makes logit_rows the identity.
+void keep_logit_rows(Decoder& d, size_t kept) {
+  const size_t C = d.config.hidden_size, S = d.config.qkv_size();
+  for (size_t j = 0; j < kept; ++j) {
+    const size_t r = d.logit_rows[j];  // r >= j: rows are ascending
+    if (r != j) {
+      std::memcpy(d.qkv + j * S, d.qkv + r * S, S * sizeof(float));
+      std::memcpy(d.residual + j * C, d.residual + r * C, C * sizeof(float));
+      d.row_seq[j] = d.row_seq[r];
+      d.row_pos[j] = d.row_pos[r];
+    }
+    d.logit_rows[j] = j;
+  }
 }
 
 float* k_cache_at(Decoder& d, size_t layer) {
@@ -43,9 +64,10 @@ float* v_cache_at(Decoder& d, size_t layer) {
          layer * d.options.max_batch * c.num_key_value_heads * d.options.max_seq * c.head_dim;
 }
 
-// Runs the layers over the step's rows (row_seq / row_pos / row_token, N of them) and leaves the
-// final-normed hidden states in d.norm.  Appends each row's K and V to its slot's cache.
-void forward_rows(Decoder& d, size_t N) {
+// Runs the layers over the step's rows (row_seq / row_pos / row_token, N of them), appending each
+// row's K and V to its slot's cache, and leaves the final-normed hidden states of the `logit`
+// rows listed in logit_rows (ascending) in d.norm's first rows (logit_rows becomes 0, 1, ...).
+void forward_rows(Decoder& d, size_t N, size_t logit) {
   const ModelConfig& c = d.config;
   const size_t C = c.hidden_size, F = c.intermediate_size, HD = c.head_dim;
   const size_t NH = c.num_attention_heads, NKV = c.num_key_value_heads;
@@ -54,10 +76,12 @@ void forward_rows(Decoder& d, size_t N) {
   const float eps = float(c.rms_norm_eps);
   float* rstd = d.hidden;  // (N) scratch for the norms' 1/rms (hidden is free at that moment)
   cpu::embedding_forward(d.residual, d.row_token.data(), d.weights.embed, N, C);
-  for (size_t l = 0; l < d.weights.layers.size(); ++l) {
-    const LlamaLayerWeights& w = d.weights.layers[l];
+  const size_t L = d.weights.layers.size();
+  for (size_t l = 0; l < L; ++l) {
+    const LlamaLayerWeights& w = gemm_weights(d).layers[l];
+    const LlamaLayerWeights& norms = d.weights.layers[l];
     // attention
-    cpu::rmsnorm_forward(d.norm, rstd, d.residual, w.input_norm, N, C, eps);
+    cpu::rmsnorm_forward(d.norm, rstd, d.residual, norms.input_norm, N, C, eps);
     linear(d, d.qkv, d.norm, w.qkv, N, S, C);
     float* kc = k_cache_at(d, l);
     float* vc = v_cache_at(d, l);
@@ -73,6 +97,11 @@ void forward_rows(Decoder& d, size_t N) {
         std::memcpy(vc + at, row + Q + KV + h * HD, HD * sizeof(float));
       }
     }
+    if (l + 1 == L && logit < N) {
+      keep_logit_rows(d, logit);
+      N = logit;
+      if (N == 0) return;
+    }
     cpu::cached_attention_forward(d.att, d.qkv, S, kc, vc, d.row_seq.data(), d.row_pos.data(), N,
                                   {.NH = NH, .NKV = NKV, .HD = HD, .P = P});
     // residual += o_proj(att), through norm as the GEMM's output
@@ -80,12 +109,16 @@ void forward_rows(Decoder& d, size_t N) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N * C; ++i) d.residual[i] += d.norm[i];
     // MLP
-    cpu::rmsnorm_forward(d.norm, rstd, d.residual, w.post_norm, N, C, eps);
+    cpu::rmsnorm_forward(d.norm, rstd, d.residual, norms.post_norm, N, C, eps);
     linear(d, d.gate_up, d.norm, w.gate_up, N, 2 * F, C);
     cpu::swiglu_forward(d.hidden, d.gate_up, N, F);
     linear(d, d.norm, d.hidden, w.down, N, C, F);
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < N * C; ++i) d.residual[i] += d.norm[i];
+  }
+  if (logit < N) {  // no layers
+    keep_logit_rows(d, logit);
+    N = logit;
   }
   cpu::rmsnorm_forward(d.norm, rstd, d.residual, d.weights.final_norm, N, C, eps);
 }
@@ -113,15 +146,11 @@ void place_rows(Decoder& d, const std::vector<StepToken>& tokens) {
   }
 }
 
-// logits (n, V) of rows logit_rows[first .. first + n) of the step: those rows of the final-normed
-// hidden states are gathered to the front of `residual` (free by now) for one GEMM, so only the
-// rows asked for go through the vocabulary head, the costly GEMM while decoding.
+// logits (n, V) of the step's logit rows first .. first + n (rows of d.norm after forward_rows):
+// only the rows asked for go through the vocabulary head, the costly GEMM while decoding.
 void head(Decoder& d, float* logits, size_t first, size_t n) {
   const size_t C = d.config.hidden_size;
-  float* picked = d.residual;
-  for (size_t j = 0; j < n; ++j)
-    std::memcpy(picked + j * C, d.norm + d.logit_rows[first + j] * C, C * sizeof(float));
-  linear(d, logits, picked, d.weights.lm_head, n, d.config.vocab_size, C);
+  linear(d, logits, d.norm + first * C, gemm_weights(d).lm_head, n, d.config.vocab_size, C);
 }
 
 }  // namespace
@@ -163,10 +192,36 @@ void decoder_create(Decoder& d, const ModelConfig& c, const LlamaWeights& weight
       {&d.rope_cos, o.max_seq * c.head_dim / 2},
       {&d.rope_sin, o.max_seq * c.head_dim / 2},
   };
-  std::vector<size_t> slots;
+  // The projections and the head packed for the rowwise GEMM; norms and embedding stay shared.
+  struct Pack {
+    float** field;
+    const float* weight;
+    size_t rows, cols;
+  };
+  std::vector<Pack> packs;
+  if (!o.blas_gemm) {
+    d.packed = weights;
+    const size_t Q = c.q_size();
+    for (size_t l = 0; l < c.num_hidden_layers; ++l) {
+      const LlamaLayerWeights& w = weights.layers[l];
+      LlamaLayerWeights& p = d.packed.layers[l];
+      packs.push_back({&p.qkv, w.qkv, c.qkv_size(), C});
+      packs.push_back({&p.o_proj, w.o_proj, C, Q});
+      packs.push_back({&p.gate_up, w.gate_up, 2 * F, C});
+      packs.push_back({&p.down, w.down, C, F});
+    }
+    packs.push_back({&d.packed.lm_head, weights.lm_head, c.vocab_size, C});
+  }
+  std::vector<size_t> slots, pack_slots;
   for (const Plan& p : plan) slots.push_back(a.plan_floats(p.floats));
+  for (const Pack& p : packs)
+    pack_slots.push_back(a.plan_floats(cpu::rowwise_packed_floats(p.rows, p.cols)));
   a.commit();
   for (size_t i = 0; i < std::size(plan); ++i) *plan[i].field = a.floats(slots[i]);
+  for (size_t i = 0; i < packs.size(); ++i) {
+    *packs[i].field = a.floats(pack_slots[i]);
+    cpu::rowwise_pack(*packs[i].field, packs[i].weight, packs[i].rows, packs[i].cols);
+  }
   std::vector<float> inv_freq(c.head_dim / 2);
   cpu::rope_inv_freq(inv_freq.data(), c.head_dim, c.rope_theta, c.rope_scaling);
   cpu::rope_table(d.rope_cos, d.rope_sin, inv_freq.data(), o.max_seq, c.head_dim);
@@ -190,7 +245,7 @@ size_t decoder_step(Decoder& d, const std::vector<StepToken>& tokens) {
   for (size_t r = 0; r < N; ++r)
     if (tokens[r].logits) d.logit_rows[rows++] = r;
   check(rows <= logit_capacity(d.options), "decoder_step: more logit rows than the buffer holds");
-  forward_rows(d, N);
+  forward_rows(d, N, rows);
   head(d, d.logits, 0, rows);
   return rows;
 }
@@ -208,7 +263,7 @@ void decoder_prefill(Decoder& d, const std::vector<size_t>& slots,
   auto flush = [&] {
     if (step.empty()) return;
     place_rows(d, step);
-    forward_rows(d, step.size());
+    forward_rows(d, step.size(), rows);
     head(d, d.logits + first_owner * V, 0, rows);
     step.clear();
     first_owner += rows;
@@ -253,7 +308,7 @@ std::vector<std::vector<double>> sequence_logprobs(Decoder& d,
   auto flush = [&] {
     if (step.empty()) return;
     place_rows(d, step);
-    forward_rows(d, step.size());
+    forward_rows(d, step.size(), targets.size());
     // every row but a sequence's last predicts the next token: chunks through the head
     for (size_t r0 = 0; r0 < targets.size(); r0 += kLogitChunk) {
       const size_t n = std::min(kLogitChunk, targets.size() - r0);

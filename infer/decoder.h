@@ -11,9 +11,14 @@
 // nor on how its prompt was split into steps: prefill and decode produce the same bits.
 // (options.blas_gemm trades that guarantee for OpenBLAS's speed on large prefills.)
 //
+// Only rows with logits go through the last layer's attention output, MLP and final norm (every
+// row's K and V is cached by then), as llama.cpp does: a prompt's other rows need nothing more.
+//
 // K and V are cached after RoPE, per layer: k_cache, v_cache (L, B, NKV, P, HD).
-// Everything (cache and scratch for max_tokens rows) is allocated by decoder_create: a step
-// allocates nothing.
+// The projections are packed once for the rowwise GEMM (kernels/cpu/rowwise_matmul.h): a second
+// copy of every matrix but the embedding, in the decoder's arena.
+// Everything (packed weights, cache and scratch for max_tokens rows) is allocated by
+// decoder_create: a step allocates nothing.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +41,7 @@ struct DecoderOptions {
 struct Decoder {
   ModelConfig config;
   LlamaWeights weights;  // not owned (LoadedModel::weights or a Llama's)
+  LlamaWeights packed;   // projections and head packed (rowwise_pack); empty with blas_gemm
   DecoderOptions options;
   std::vector<size_t> length;  // (B) positions cached per sequence
   Arena arena;

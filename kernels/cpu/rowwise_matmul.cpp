@@ -1,12 +1,13 @@
 // kernels/cpu/rowwise_matmul.cpp — see rowwise_matmul.h.
-// Register tiles of up to 4 rows x 4 outputs, each accumulator a 16-float vector (one AVX-512
-// register; GCC splits it where vectors are narrower).  Every tile shape runs the same per-element
-// operations (templates over the shape only change how many elements share a loop), so edge tiles
-// give the bits of full ones.
+// Register tiles of up to kTileRows rows x one panel (two 16-float vectors: AVX-512 registers;
+// GCC splits them where vectors are narrower): 2 kTileRows accumulators, each k-step loads the
+// panel's two vectors once and broadcasts one x per row.  Every tile height runs the same
+// per-element operations, so a row's bits do not depend on the tile it lands in.
 #include "kernels/cpu/rowwise_matmul.h"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace hibari::cpu {
 
@@ -14,10 +15,11 @@ namespace {
 
 using Vec16 = float __attribute__((vector_size(64)));
 constexpr size_t kLanes = 16;
-constexpr size_t kTileRows = 4, kTileCols = 4;
-// Outputs per thread's block: the block's weight rows (kBlockCols x K) are reused by every row
-// tile while they are in cache.
-constexpr size_t kBlockCols = 64;
+static_assert(kRowwisePanel == 2 * kLanes);
+constexpr size_t kTileRows = 12;
+// Rows per block: a thread walks its panels for one block of rows, so the block's x (up to
+// kBlockRows x K) stays in its cache while the panels stream past.
+constexpr size_t kBlockRows = 96;
 
 Vec16 load(const float* p) {
   Vec16 v;
@@ -25,73 +27,82 @@ Vec16 load(const float* p) {
   return v;
 }
 
-template <size_t R, size_t CC>
-void tile(float* out, size_t ldo, const float* x, const float* w, size_t K) {
-  Vec16 acc[R][CC];
-  for (size_t r = 0; r < R; ++r)
-    for (size_t c = 0; c < CC; ++c) acc[r][c] = Vec16{};
-  size_t k = 0;
-  for (; k + kLanes <= K; k += kLanes) {
-    Vec16 xv[R], wv[CC];
-    for (size_t r = 0; r < R; ++r) xv[r] = load(x + r * K + k);
-    for (size_t c = 0; c < CC; ++c) wv[c] = load(w + c * K + k);
-    for (size_t r = 0; r < R; ++r)
-      for (size_t c = 0; c < CC; ++c) acc[r][c] += xv[r] * wv[c];
-  }
-  for (size_t r = 0; r < R; ++r)
-    for (size_t c = 0; c < CC; ++c) {
-      float sum = 0.0f;
-      for (size_t j = 0; j < kLanes; ++j) sum += acc[r][c][j];
-      for (size_t kk = k; kk < K; ++kk) sum += x[r * K + kk] * w[c * K + kk];
-      out[r * ldo + c] = sum;
-    }
-}
-
-using TileFn = void (*)(float*, size_t, const float*, const float*, size_t);
-
+// out (R, cols) = x (R rows, ldx apart) @ panel, cols <= kRowwisePanel valid columns.
 template <size_t R>
-constexpr TileFn tile_of_cols(size_t cols) {
-  switch (cols) {
-    case 1:
-      return tile<R, 1>;
-    case 2:
-      return tile<R, 2>;
-    case 3:
-      return tile<R, 3>;
-    default:
-      return tile<R, 4>;
+void tile(float* out, size_t ldo, const float* x, size_t ldx, const float* panel, size_t K,
+          size_t cols) {
+  Vec16 acc[R][2];
+  for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Vec16{};
+  for (size_t k = 0; k < K; ++k) {
+    const Vec16 w0 = load(panel + k * kRowwisePanel);
+    const Vec16 w1 = load(panel + k * kRowwisePanel + kLanes);
+    for (size_t r = 0; r < R; ++r) {
+      const float xv = x[r * ldx + k];
+      acc[r][0] += xv * w0;
+      acc[r][1] += xv * w1;
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    float* o = out + r * ldo;
+    if (cols == kRowwisePanel) {
+      std::memcpy(o, &acc[r][0], sizeof(Vec16));
+      std::memcpy(o + kLanes, &acc[r][1], sizeof(Vec16));
+    } else {
+      float full[kRowwisePanel];
+      std::memcpy(full, &acc[r][0], sizeof(Vec16));
+      std::memcpy(full + kLanes, &acc[r][1], sizeof(Vec16));
+      std::memcpy(o, full, cols * sizeof(float));
+    }
   }
 }
 
-TileFn tile_of(size_t rows, size_t cols) {
-  switch (rows) {
-    case 1:
-      return tile_of_cols<1>(cols);
-    case 2:
-      return tile_of_cols<2>(cols);
-    case 3:
-      return tile_of_cols<3>(cols);
-    default:
-      return tile_of_cols<4>(cols);
-  }
+using TileFn = void (*)(float*, size_t, const float*, size_t, const float*, size_t, size_t);
+
+template <size_t... R>
+constexpr TileFn tile_of(size_t rows, std::index_sequence<R...>) {
+  TileFn fn = nullptr;
+  ((rows == R + 1 ? (fn = tile<R + 1>, 0) : 0), ...);
+  return fn;
 }
+
+TileFn tile_of(size_t rows) { return tile_of(rows, std::make_index_sequence<kTileRows>{}); }
 
 }  // namespace
 
-void matmul_rowwise(float* out, const float* inp, const float* weight, size_t M, size_t N, size_t K,
+size_t rowwise_packed_floats(size_t N, size_t K) {
+  return (N + kRowwisePanel - 1) / kRowwisePanel * kRowwisePanel * K;
+}
+
+void rowwise_pack(float* packed, const float* weight, size_t N, size_t K) {
+  const size_t panels = (N + kRowwisePanel - 1) / kRowwisePanel;
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < panels; ++p) {
+    float* dst = packed + p * K * kRowwisePanel;
+    for (size_t k = 0; k < K; ++k)
+      for (size_t c = 0; c < kRowwisePanel; ++c) {
+        const size_t n = p * kRowwisePanel + c;
+        dst[k * kRowwisePanel + c] = n < N ? weight[n * K + k] : 0.0f;
+      }
+  }
+}
+
+void matmul_rowwise(float* out, const float* inp, const float* packed, size_t M, size_t N, size_t K,
                     size_t ldo) {
   if (M == 0 || N == 0) return;
   if (ldo == 0) ldo = N;
-  const size_t blocks = (N + kBlockCols - 1) / kBlockCols;
+  const size_t panels = (N + kRowwisePanel - 1) / kRowwisePanel;
+  const size_t blocks = (M + kBlockRows - 1) / kBlockRows;
+  // Work items (row block, panel), row block outermost: a thread's contiguous share of them is a
+  // run of panels over mostly one row block.
 #pragma omp parallel for schedule(static)
-  for (size_t b = 0; b < blocks; ++b) {
-    const size_t n0 = b * kBlockCols, n1 = std::min(N, n0 + kBlockCols);
-    for (size_t m = 0; m < M; m += kTileRows) {
-      const size_t rows = std::min(kTileRows, M - m);
-      for (size_t n = n0; n < n1; n += kTileCols) {
-        const size_t cols = std::min(kTileCols, n1 - n);
-        tile_of(rows, cols)(out + m * ldo + n, ldo, inp + m * K, weight + n * K, K);
-      }
+  for (size_t item = 0; item < blocks * panels; ++item) {
+    const size_t b = item / panels, p = item % panels;
+    const size_t n = p * kRowwisePanel, cols = std::min(kRowwisePanel, N - n);
+    const float* panel = packed + p * K * kRowwisePanel;
+    const size_t m1 = std::min(M, (b + 1) * kBlockRows);
+    for (size_t m = b * kBlockRows; m < m1; m += kTileRows) {
+      const size_t rows = std::min(kTileRows, m1 - m);
+      tile_of(rows)(out + m * ldo + n, ldo, inp + m * K, K, panel, K, cols);
     }
   }
 }

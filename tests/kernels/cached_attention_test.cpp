@@ -1,7 +1,6 @@
 // cpu::cached_attention_forward (new query rows over a KV cache) against the reference causal
 // attention in double (kernels/reference/attention.h) over the same tokens, for GQA, MHA and MQA
-// and lengths around the 64-key block; and cpu::matmul_rowwise against the reference GEMM, with
-// a row's bits independent of the rows around it.
+// and lengths around the 64-key block.
 #include "kernels/cpu/cached_attention.h"
 
 #include <gtest/gtest.h>
@@ -10,9 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/rowwise_matmul.h"
 #include "kernels/reference/attention.h"
-#include "kernels/reference/matmul.h"
 #include "tests/kernels/test_util.h"
 
 namespace hibari {
@@ -67,29 +64,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CachedAttention,
                          ::testing::Values(Case{2, 5, 4, 2, 8}, Case{3, 64, 4, 4, 16},
                                            Case{2, 65, 8, 1, 8}, Case{1, 150, 6, 2, 32},
                                            Case{2, 1, 2, 1, 4}));
-
-TEST(MatmulRowwise, MatchesTheReferenceAndARowIgnoresItsNeighbours) {
-  std::mt19937 rng(3);
-  for (size_t K : {1, 15, 16, 17, 100}) {
-    for (size_t N : {1, 5, 64, 70, 131}) {
-      const size_t M = 11;
-      const std::vector<float> x = test::uniform(M * K, rng), w = test::uniform(N * K, rng);
-      std::vector<float> y(M * N), ref(M * N);
-      cpu::matmul_rowwise(y.data(), x.data(), w.data(), M, N, K);
-      ref::gemm(ref.data(), x.data(), w.data(), M, N, K, {.transpose_b = true});
-      EXPECT_LT(test::scaled_max_error(y, ref), 1e-5) << "K " << K << " N " << N;
-      // each row alone, and rows 3.. as a batch of their own: the same bits
-      for (size_t m = 0; m < M; ++m) {
-        std::vector<float> one(N);
-        cpu::matmul_rowwise(one.data(), x.data() + m * K, w.data(), 1, N, K);
-        EXPECT_EQ(std::memcmp(one.data(), y.data() + m * N, N * 4), 0) << "row " << m;
-      }
-      std::vector<float> tail((M - 3) * N);
-      cpu::matmul_rowwise(tail.data(), x.data() + 3 * K, w.data(), M - 3, N, K);
-      EXPECT_EQ(std::memcmp(tail.data(), y.data() + 3 * N, tail.size() * 4), 0);
-    }
-  }
-}
 
 }  // namespace
 }  // namespace hibari
