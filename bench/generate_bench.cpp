@@ -6,6 +6,10 @@
 // prints one JSON line: decode tokens/s (new tokens after the first / decode time), prefill
 // tokens/s (generation's prompt processing) and score tokens/s (sequence_logprobs of
 // BATCH x (PROMPT + NEW) tokens).  `blas`: the projections through OpenBLAS (decoder.h).
+// score_mfu = score tokens/s x forward FLOPs per token (llama_train_flops_per_token / 3 at
+// PROMPT + NEW) / the faster of OpenBLAS's sgemm and the rowwise GEMM on these threads
+// (gemm_gflops; train/peak_flops.h).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +22,9 @@
 #include "core/threads.h"
 #include "infer/decoder.h"
 #include "infer/generate.h"
+#include "model/llama.h"
 #include "model/params.h"
+#include "train/peak_flops.h"
 
 namespace {
 
@@ -72,12 +78,16 @@ int main(int argc, char** argv) {
     const double s = seconds(t0);
     if (rep == 0 || s < score_seconds) score_seconds = s;
   }
+  const double score_tokens_per_s = double(B * (P + NEW)) / score_seconds;
+  const double gemm = std::max(hibari::measure_sgemm_flops(), hibari::measure_rowwise_flops());
+  const double score_mfu =
+      score_tokens_per_s * hibari::llama_train_flops_per_token(c, P + NEW) / 3.0 / gemm;
   std::printf(
       "{\"side\": \"hibari%s\", \"batch\": %zu, \"prompt\": %zu, \"new\": %zu, \"threads\": %d, "
       "\"decode_tokens_per_s\": %.1f, \"prefill_tokens_per_s\": %.1f, "
-      "\"score_tokens_per_s\": %.1f}\n",
+      "\"score_tokens_per_s\": %.1f, \"gemm_gflops\": %.1f, \"score_mfu\": %.3f}\n",
       blas ? "-blas" : "", B, P, NEW, hibari::num_threads(),
       double(B * (NEW - 1)) / best.decode_seconds, double(B * P) / best.prefill_seconds,
-      double(B * (P + NEW)) / score_seconds);
+      score_tokens_per_s, gemm / 1e9, score_mfu);
   return 0;
 }

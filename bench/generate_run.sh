@@ -28,5 +28,7 @@ h, hb, t = (json.loads(x) for x in sys.argv[1:])
 for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "score_tokens_per_s"):
     print(f"  {key:22s} hibari {h[key]:9.1f}  hibari-blas {hb[key]:9.1f}  torch {t[key]:9.1f}"
           f"  ratio {h[key] / t[key]:.2f} / {hb[key] / t[key]:.2f}")
+print(f"  scoring MFU: hibari {100 * h['score_mfu']:.1f}%, hibari-blas {100 * hb['score_mfu']:.1f}%"
+      f" of {h['gemm_gflops']:.0f} GFLOP/s (the faster of OpenBLAS sgemm and the rowwise GEMM)")
 PY
 done

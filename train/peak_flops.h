@@ -12,4 +12,9 @@ namespace hibari {
 // FLOP/s of an n x n x n sgemm, best of `repeats` timed runs after one warm-up.
 double measure_sgemm_flops(size_t n = 2048, int repeats = 3);
 
+// The same for inference's GEMM (kernels/cpu/rowwise_matmul.h, weights packed beforehand), which
+// outruns OpenBLAS on CPUs whose OpenBLAS lacks AVX-512 kernels: inference MFU divides by the
+// faster of the two.
+double measure_rowwise_flops(size_t n = 2048, int repeats = 3);
+
 }  // namespace hibari
