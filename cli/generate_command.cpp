@@ -140,7 +140,8 @@ void run_generate(const GenerateArgs& a) {
   decoder_create(decoder, model.config, model.weights,
                  {.max_batch = prompts.size(),
                   .max_seq = positions,
-                  .max_tokens = std::max(prompts.size(), std::min<size_t>(total, 512))});
+                  .max_tokens = std::max(prompts.size(), std::min<size_t>(total, 512)),
+                  .pack_in_place = true});  // the loaded weights serve only this decoder
   GenerateOptions options{
       .max_new_tokens = a.max_new_tokens,
       .sampling = {.temperature = a.temperature, .top_k = a.top_k, .top_p = a.top_p},

@@ -36,7 +36,8 @@ void load_eval_model(EvalModel& m, const std::string& model_dir, const std::stri
                  {.max_batch = batch_size,
                   .max_seq = max_length + 1,
                   .max_tokens = kStepTokens,
-                  .blas_gemm = false});  // rowwise GEMMs: scores independent of the batch
+                  .blas_gemm = false,       // rowwise GEMMs: scores independent of the batch
+                  .pack_in_place = true});  // m.loaded's weights serve only this decoder
   m.batch_size = batch_size;
   m.max_length = max_length;
   fs::path p = fs::weakly_canonical(fs::path(model_dir));

@@ -195,7 +195,7 @@ void decoder_create(Decoder& d, const ModelConfig& c, const LlamaWeights& weight
   // The projections and the head packed for the rowwise GEMM; norms and embedding stay shared.
   struct Pack {
     float** field;
-    const float* weight;
+    float* weight;  // the matrix as stored (N, K)
     size_t rows, cols;
   };
   std::vector<Pack> packs;
@@ -212,15 +212,27 @@ void decoder_create(Decoder& d, const ModelConfig& c, const LlamaWeights& weight
     }
     packs.push_back({&d.packed.lm_head, weights.lm_head, c.vocab_size, C});
   }
+  auto in_place = [&](const Pack& p) {
+    return o.pack_in_place && p.rows % cpu::kRowwisePanel == 0 && p.weight != weights.embed;
+  };
   std::vector<size_t> slots, pack_slots;
   for (const Plan& p : plan) slots.push_back(a.plan_floats(p.floats));
   for (const Pack& p : packs)
-    pack_slots.push_back(a.plan_floats(cpu::rowwise_packed_floats(p.rows, p.cols)));
+    pack_slots.push_back(in_place(p) ? 0
+                                     : a.plan_floats(cpu::rowwise_packed_floats(p.rows, p.cols)));
   a.commit();
   for (size_t i = 0; i < std::size(plan); ++i) *plan[i].field = a.floats(slots[i]);
+  std::vector<float> original;  // a matrix packed in place is read from this copy
   for (size_t i = 0; i < packs.size(); ++i) {
-    *packs[i].field = a.floats(pack_slots[i]);
-    cpu::rowwise_pack(*packs[i].field, packs[i].weight, packs[i].rows, packs[i].cols);
+    const Pack& p = packs[i];
+    if (in_place(p)) {
+      original.assign(p.weight, p.weight + p.rows * p.cols);
+      *p.field = p.weight;
+      cpu::rowwise_pack(*p.field, original.data(), p.rows, p.cols);
+    } else {
+      *p.field = a.floats(pack_slots[i]);
+      cpu::rowwise_pack(*p.field, p.weight, p.rows, p.cols);
+    }
   }
   std::vector<float> inv_freq(c.head_dim / 2);
   cpu::rope_inv_freq(inv_freq.data(), c.head_dim, c.rope_theta, c.rope_scaling);

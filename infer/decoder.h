@@ -16,7 +16,8 @@
 //
 // K and V are cached after RoPE, per layer: k_cache, v_cache (L, B, NKV, P, HD).
 // The projections are packed once for the rowwise GEMM (kernels/cpu/rowwise_matmul.h): a second
-// copy of every matrix but the embedding, in the decoder's arena.
+// copy of every matrix but the embedding, in the decoder's arena, or over the weights themselves
+// (options.pack_in_place, as `hibari generate` and `hibari eval` do).
 // Everything (packed weights, cache and scratch for max_tokens rows) is allocated by
 // decoder_create: a step allocates nothing.
 #pragma once
@@ -36,6 +37,10 @@ struct DecoderOptions {
   size_t max_seq = 2048;    // P: positions per sequence (prompt + generated); <= max_position_...
   size_t max_tokens = 512;  // N: rows per step (a longer prefill is split into steps)
   bool blas_gemm = false;   // OpenBLAS for the projections: faster prefill, batch-dependent bits
+  // Pack the projections over the given weights instead of copying them, where the packed size is
+  // the matrix's own (rows a multiple of kRowwisePanel; not a head tied to the embedding): no
+  // second copy of the model.  The caller must not read those matrices as (N, K) afterwards.
+  bool pack_in_place = false;
 };
 
 struct Decoder {

@@ -105,6 +105,33 @@ TEST(Decoder, PrefillAndDecodeGiveTheSameBits) {
   EXPECT_EQ(std::memcmp(a.logits, b.logits, V * sizeof(float)), 0);
 }
 
+TEST(Decoder, PackingInPlaceGivesTheSameBitsWithoutACopy) {
+  // Shapes whose rows are all multiples of the 32-column panel (packed over the weights), then
+  // intermediate 40 and vocabulary 100 (gate_up and head copied), untied and tied.
+  for (const ModelConfig& c : {test::tiny_infer_config(false), test::tiny_infer_config(true),
+                               test::tiny_llama({100, 32, 40, 2, 4, 2, 8, 160, false, 1e-5})}) {
+    LoadedModel copied = test::tiny_random_model(c, 5), packed = test::tiny_random_model(c, 5);
+    const std::vector<int32_t> tokens = random_tokens(30, c.vocab_size, 4);
+    Decoder a, b;
+    decoder_create(a, c, copied.weights, {.max_batch = 1, .max_seq = 64, .max_tokens = 64});
+    decoder_create(b, c, packed.weights,
+                   {.max_batch = 1, .max_seq = 64, .max_tokens = 64, .pack_in_place = true});
+    decoder_prefill(a, {0}, {tokens});
+    decoder_prefill(b, {0}, {tokens});
+    EXPECT_EQ(std::memcmp(a.logits, b.logits, c.vocab_size * sizeof(float)), 0);
+    const bool head_in_place = c.vocab_size % 32 == 0 && !c.tie_word_embeddings;
+    EXPECT_EQ(b.packed.layers[1].qkv, packed.weights.layers[1].qkv);
+    EXPECT_EQ(b.packed.layers[1].gate_up == packed.weights.layers[1].gate_up,
+              c.intermediate_size * 2 % 32 == 0);
+    EXPECT_EQ(b.packed.lm_head == packed.weights.lm_head, head_in_place);
+    EXPECT_NE(a.packed.layers[1].qkv, copied.weights.layers[1].qkv);
+    // a tied head is never packed over the embedding, which the decoder still reads
+    EXPECT_EQ(std::memcmp(copied.weights.embed, packed.weights.embed,
+                          c.vocab_size * c.hidden_size * sizeof(float)),
+              0);
+  }
+}
+
 TEST(Decoder, StepsAllocateNothingAndRejectBadInput) {
   const ModelConfig c = test::tiny_infer_config();
   LoadedModel model = test::tiny_random_model(c, 5);
