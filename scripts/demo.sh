@@ -3,7 +3,8 @@
 #   1. train a 2000-piece SentencePiece BPE tokenizer on it (also written as HF tokenizer.json),
 #   2. tokenize each language into a Megatron indexed dataset (.bin/.idx),
 #   3. train a small Llama on the 60:40 blend, with validation loss per language, and sample,
-#   4. export the final checkpoint as a Hugging Face model directory (transformers loads it).
+#   4. export the final checkpoint as a Hugging Face model directory (transformers loads it),
+#   5. continue a Japanese prompt with the exported model (hibari generate).
 set -euo pipefail
 hibari=${1:-build/hibari}
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ done
 "$hibari" train --config examples/demo/run.toml
 "$hibari" convert --from runs/demo/ckpt --to hf --output runs/demo/hf
 cp runs/demo/tokenizer/* runs/demo/hf/
+echo
+echo "the trained model continues a prompt (KV-cached; temperature 0.7, top-k 20, seed 1):"
+"$hibari" generate --model runs/demo/hf --prompt "Debian では" --max-new-tokens 48 --temperature 0.7 --top-k 20 --seed 1
 echo
 echo "metrics: runs/demo/metrics.jsonl; TensorBoard: tensorboard --logdir runs/demo"
 echo "checkpoint: runs/demo/ckpt; Hugging Face model + tokenizer: runs/demo/hf"
