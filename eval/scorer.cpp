@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
 #include "infer/generate.h"
@@ -44,12 +45,92 @@ void load_eval_model(EvalModel& m, const std::string& model_dir, const std::stri
   m.name = p.filename().empty() ? p.parent_path().filename().string() : p.filename().string();
 }
 
+namespace {
+
+// The scored entries of the requests: entry e of request i is log p(seqs[i][ctx + e] |
+// seqs[i][< ctx + e]), ctx = the request's context length after the cut.
+struct Entries {
+  std::vector<std::vector<double>> logprob;
+  std::vector<std::vector<uint8_t>> is_argmax;
+};
+
+// Requests whose contexts are the same tokens (a question's choices), `groups` of at most
+// batch_size: per round as many groups as the slots hold; each group's context is prefilled once
+// into the slot of its first member (the last position's logits score every member's first
+// continuation token) and copied to its other members' slots; then the continuations' tokens
+// (but each one's last) run in packed steps, each row's logits scoring the token after it.
+void score_shared_contexts(EvalModel& m, const std::vector<std::vector<int32_t>>& seqs,
+                           const std::vector<size_t>& ctx,
+                           const std::vector<std::vector<size_t>>& groups, Entries& out) {
+  Decoder& d = m.decoder;
+  const size_t V = m.loaded.config.vocab_size;
+  const size_t rows_per_step = std::min(d.options.max_tokens, decoder_logit_rows(d));
+  std::vector<StepToken> step;
+  struct Target {
+    size_t request, entry;
+  };
+  std::vector<Target> targets;
+  auto flush = [&] {
+    if (step.empty()) return;
+    decoder_step(d, step);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < targets.size(); ++r) {
+      const Target& tg = targets[r];
+      const int32_t y = seqs[tg.request][ctx[tg.request] + tg.entry];
+      bool best = false;
+      out.logprob[tg.request][tg.entry] = token_logprob(d.logits + r * V, V, y, &best);
+      out.is_argmax[tg.request][tg.entry] = best;
+    }
+    step.clear();
+    targets.clear();
+  };
+  for (size_t g = 0; g < groups.size();) {
+    std::vector<size_t> round, first_slot;
+    std::vector<std::vector<int32_t>> contexts;
+    for (size_t slots = 0; g < groups.size() && slots + groups[g].size() <= m.batch_size; ++g) {
+      const size_t lead = groups[g][0];
+      round.push_back(g);
+      first_slot.push_back(slots);
+      contexts.emplace_back(seqs[lead].begin(), seqs[lead].begin() + long(ctx[lead]));
+      slots += groups[g].size();
+    }
+    decoder_reset_all(d);
+    decoder_prefill(d, first_slot, contexts);
+    for (size_t k = 0; k < round.size(); ++k) {
+      const std::vector<size_t>& members = groups[round[k]];
+      for (size_t j = 0; j < members.size(); ++j) {
+        const size_t i = members[j];
+        bool best = false;
+        out.logprob[i][0] = token_logprob(d.logits + k * V, V, seqs[i][ctx[i]], &best);
+        out.is_argmax[i][0] = best;
+        if (j > 0) decoder_copy_sequence(d, first_slot[k], first_slot[k] + j);
+      }
+    }
+    for (size_t k = 0; k < round.size(); ++k) {
+      const std::vector<size_t>& members = groups[round[k]];
+      for (size_t j = 0; j < members.size(); ++j) {
+        const size_t i = members[j];
+        for (size_t t = ctx[i]; t + 1 < seqs[i].size(); ++t) {
+          step.push_back({int32_t(first_slot[k] + j), seqs[i][t], true});
+          targets.push_back({i, t + 1 - ctx[i]});
+          if (step.size() == rows_per_step) flush();
+        }
+      }
+    }
+    flush();
+  }
+  decoder_reset_all(d);
+}
+
+}  // namespace
+
 std::vector<LoglikelihoodResult> score_loglikelihood(
     EvalModel& m, const std::vector<LoglikelihoodRequest>& reqs) {
   const size_t V = m.loaded.config.vocab_size;
   const size_t window = m.max_length;
   // Each request as one token sequence (context + continuation, the left cut to window + 1).
   std::vector<std::vector<int32_t>> seqs(reqs.size());
+  std::vector<size_t> ctx(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     const LoglikelihoodRequest& r = reqs[i];
     check(!r.context.empty() && !r.continuation.empty(),
@@ -65,18 +146,60 @@ std::vector<LoglikelihoodResult> score_loglikelihood(
     for (int32_t t : all)
       check(t >= 0 && size_t(t) < V, "score_loglikelihood: token id " + std::to_string(t) +
                                          " outside the vocabulary of " + std::to_string(V));
+    ctx[i] = all.size() - r.continuation.size();
   }
-  std::vector<std::vector<uint8_t>> is_argmax;
-  const std::vector<std::vector<double>> logprobs = sequence_logprobs(m.decoder, seqs, &is_argmax);
+  Entries entries;
+  entries.logprob.resize(reqs.size());
+  entries.is_argmax.resize(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    entries.logprob[i].assign(reqs[i].continuation.size(), 0.0);
+    entries.is_argmax[i].assign(reqs[i].continuation.size(), 0);
+  }
+  // Requests with the same context tokens share its computation (when the slots allow two
+  // sequences); the others are scored whole, packed by sequence_logprobs.  Either way an entry
+  // has the bits of scoring its whole sequence alone.
+  std::map<std::vector<int32_t>, size_t> group_of;
+  std::vector<std::vector<size_t>> groups;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto [it, fresh] = group_of.try_emplace(
+        std::vector<int32_t>(seqs[i].begin(), seqs[i].begin() + long(ctx[i])), groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(i);
+  }
+  std::vector<size_t> whole;
+  std::vector<std::vector<size_t>> shared;
+  for (const std::vector<size_t>& g : groups) {
+    if (g.size() == 1 || m.batch_size == 1) {
+      whole.insert(whole.end(), g.begin(), g.end());
+      continue;
+    }
+    for (size_t at = 0; at < g.size(); at += m.batch_size)
+      shared.emplace_back(g.begin() + long(at),
+                          g.begin() + long(std::min(g.size(), at + m.batch_size)));
+  }
+  if (!whole.empty()) {
+    std::vector<std::vector<int32_t>> whole_seqs;
+    for (size_t i : whole) whole_seqs.push_back(seqs[i]);
+    std::vector<std::vector<uint8_t>> is_argmax;
+    const std::vector<std::vector<double>> lp =
+        sequence_logprobs(m.decoder, whole_seqs, &is_argmax);
+    for (size_t w = 0; w < whole.size(); ++w) {
+      const size_t i = whole[w];
+      for (size_t e = 0; e < entries.logprob[i].size(); ++e) {
+        entries.logprob[i][e] = lp[w][ctx[i] + e];
+        entries.is_argmax[i][e] = is_argmax[w][ctx[i] + e];
+      }
+    }
+  }
+  score_shared_contexts(m, seqs, ctx, shared, entries);
   std::vector<LoglikelihoodResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     LoglikelihoodResult& r = results[i];
-    const size_t n = seqs[i].size(), scored = reqs[i].continuation.size();
-    r.tokens = scored;
+    r.tokens = entries.logprob[i].size();
     r.greedy = true;
-    for (size_t t = n - scored; t < n; ++t) {  // entry t: log p(seqs[i][t] | seqs[i][<t])
-      r.logprob += logprobs[i][t];
-      r.greedy = r.greedy && is_argmax[i][t] != 0;
+    for (size_t e = 0; e < r.tokens; ++e) {  // in position order, as the whole sequence's entries
+      r.logprob += entries.logprob[i][e];
+      r.greedy = r.greedy && entries.is_argmax[i][e] != 0;
     }
   }
   return results;

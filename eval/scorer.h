@@ -8,6 +8,10 @@
 // not depend on batch_size, on the order of the requests or on what else is in the batch: the bits
 // are the same.  A sequence longer than the window keeps its last max_length + 1 tokens (the
 // context is cut on the left), as lm-evaluation-harness does.
+// Requests with the same context tokens (a question's choices) compute the context once: it is
+// cached in one slot and copied to the others (decoder_copy_sequence), and only the
+// continuations' positions go through the vocabulary head.  The cached context has the bits of
+// the whole sequence's, so a score is the same either way.
 //
 // Scores are log-softmax values in double precision from the float32 logits of each position.
 #pragma once

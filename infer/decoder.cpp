@@ -295,6 +295,37 @@ void decoder_prefill(Decoder& d, const std::vector<size_t>& slots,
   flush();
 }
 
+size_t decoder_logit_rows(const Decoder& d) { return logit_capacity(d.options); }
+
+void decoder_copy_sequence(Decoder& d, size_t from, size_t to) {
+  check(from < d.length.size() && to < d.length.size(),
+        "decoder_copy_sequence: no sequence slot " + std::to_string(std::max(from, to)));
+  if (from == to) return;
+  const ModelConfig& c = d.config;
+  const size_t B = d.options.max_batch, P = d.options.max_seq, HD = c.head_dim;
+  const size_t rows = c.num_hidden_layers * c.num_key_value_heads, n = d.length[from] * HD;
+  // (L, B, NKV, P, HD): one run of length x HD floats per (layer, kv head)
+  for (float* cache : {d.k_cache, d.v_cache})
+    for (size_t i = 0; i < rows; ++i) {
+      const size_t layer = i / c.num_key_value_heads, head = i % c.num_key_value_heads;
+      const size_t base = layer * B * c.num_key_value_heads;
+      std::memcpy(cache + ((base + to * c.num_key_value_heads + head) * P) * HD,
+                  cache + ((base + from * c.num_key_value_heads + head) * P) * HD,
+                  n * sizeof(float));
+    }
+  d.length[to] = d.length[from];
+}
+
+double token_logprob(const float* x, size_t V, int32_t target, bool* is_argmax) {
+  size_t best = 0;
+  for (size_t v = 1; v < V; ++v)
+    if (x[v] > x[best]) best = v;
+  double sum = 0.0;  // in double, in id order: the same for any thread count
+  for (size_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - double(x[best]));
+  if (is_argmax) *is_argmax = best == size_t(target);
+  return double(x[size_t(target)]) - double(x[best]) - std::log(sum);
+}
+
 std::vector<std::vector<double>> sequence_logprobs(Decoder& d,
                                                    const std::vector<std::vector<int32_t>>& seqs,
                                                    std::vector<std::vector<uint8_t>>* is_argmax) {
@@ -327,16 +358,10 @@ std::vector<std::vector<double>> sequence_logprobs(Decoder& d,
       head(d, d.logits, r0, n);
 #pragma omp parallel for schedule(static)
       for (size_t j = 0; j < n; ++j) {
-        const float* x = d.logits + j * V;
         const Target& tg = targets[r0 + j];
-        const int32_t y = seqs[tg.seq][tg.t];
-        size_t best = 0;
-        for (size_t v = 1; v < V; ++v)
-          if (x[v] > x[best]) best = v;
-        double sum = 0.0;  // in double, in id order: the same for any thread count
-        for (size_t v = 0; v < V; ++v) sum += std::exp(double(x[v]) - double(x[best]));
-        result[tg.seq][tg.t] = double(x[size_t(y)]) - double(x[best]) - std::log(sum);
-        if (is_argmax) (*is_argmax)[tg.seq][tg.t] = best == size_t(y);
+        bool best = false;
+        result[tg.seq][tg.t] = token_logprob(d.logits + j * V, V, seqs[tg.seq][tg.t], &best);
+        if (is_argmax) (*is_argmax)[tg.seq][tg.t] = best;
       }
     }
     step.clear();

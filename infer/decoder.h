@@ -92,6 +92,20 @@ size_t decoder_step(Decoder& decoder, const std::vector<StepToken>& tokens);
 void decoder_prefill(Decoder& decoder, const std::vector<size_t>& slots,
                      const std::vector<std::vector<int32_t>>& prompts);
 
+// Rows of logits one step can return (decoder.logits holds this many): max(max_batch, 64).
+size_t decoder_logit_rows(const Decoder& decoder);
+
+// Copies sequence `from`'s cache (its K and V, length positions) into slot `to`, which then
+// continues from there: sequences that share a prefix compute it once (evaluation's choices of
+// one question).  The copy has the prefix's bits, so the continuations' logits are the bits of
+// scoring each whole sequence.
+void decoder_copy_sequence(Decoder& decoder, size_t from, size_t to);
+
+// log_softmax(logits (V))[target], in double from the fp32 logits, the exp summed in id order
+// (the same bits on any thread count); when is_argmax, whether target is the argmax (ties: the
+// lowest id).
+double token_logprob(const float* logits, size_t V, int32_t target, bool* is_argmax = nullptr);
+
 // For evaluation: log p(tokens[t] | tokens[<t]) for every position of every sequence:
 //   result[i].size() == sequences[i].size(), result[i][0] = 0 (nothing predicts the first token),
 //   result[i][t] = log_softmax(logits of position t-1)[tokens[t]] (fp32 logits, computed in

@@ -69,8 +69,11 @@ TEST(EvalScoring, EncodePairSplitsAtTheContext) {
 
 TEST(EvalScoring, BatchingAndOrderLeaveScoresBitIdentical) {
   TinyModel tiny;
-  EvalModel one, seven;
+  // batch 1 scores every sequence whole; 3 and 7 compute a question's context once and copy it
+  // to its choices (3: five choices split 3 + 2)
+  EvalModel one, three, seven;
   load_eval_model(one, tiny.path, "", 1, 511);
+  load_eval_model(three, tiny.path, "", 3, 511);
   load_eval_model(seven, tiny.path, "", 7, 511);
   std::vector<LoglikelihoodRequest> reqs = sample_requests(*one.tokenizer);
   ASSERT_GT(reqs.size(), 40u);
@@ -80,6 +83,7 @@ TEST(EvalScoring, BatchingAndOrderLeaveScoresBitIdentical) {
   EXPECT_GT(lengths_differ, 10u);  // batches of 7 really mix sequences of different lengths
   std::vector<LoglikelihoodResult> a = score_loglikelihood(one, reqs);
   std::vector<LoglikelihoodResult> b = score_loglikelihood(seven, reqs);
+  std::vector<LoglikelihoodResult> b3 = score_loglikelihood(three, reqs);
   // The same requests reversed and interleaved: other neighbours in every step.
   std::vector<size_t> order;
   for (size_t i = 0; i < reqs.size(); i += 2) order.push_back(reqs.size() - 1 - i);
@@ -95,6 +99,9 @@ TEST(EvalScoring, BatchingAndOrderLeaveScoresBitIdentical) {
     EXPECT_EQ(std::memcmp(&a[i].logprob, &b[i].logprob, sizeof(double)), 0)
         << i << ": " << a[i].logprob << " vs " << b[i].logprob;
     EXPECT_EQ(a[i].greedy, b[i].greedy);
+    EXPECT_EQ(std::memcmp(&a[i].logprob, &b3[i].logprob, sizeof(double)), 0)
+        << i << ": " << a[i].logprob << " vs " << b3[i].logprob;
+    EXPECT_EQ(a[i].greedy, b3[i].greedy);
     EXPECT_EQ(a[i].tokens, reqs[i].continuation.size());
     EXPECT_TRUE(std::isfinite(a[i].logprob) && a[i].logprob < 0);
     greedy += a[i].greedy;
@@ -104,7 +111,7 @@ TEST(EvalScoring, BatchingAndOrderLeaveScoresBitIdentical) {
         << order[j] << ": " << a[order[j]].logprob << " vs " << c[j].logprob;
     EXPECT_EQ(a[order[j]].greedy, c[j].greedy);
   }
-  std::printf("%zu requests bit-identical at batch 1, 7 and shuffled; %zu greedy\n", reqs.size(),
+  std::printf("%zu requests bit-identical at batch 1, 3, 7 and shuffled; %zu greedy\n", reqs.size(),
               greedy);
 }
 
