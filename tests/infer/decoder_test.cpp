@@ -132,6 +132,27 @@ TEST(Decoder, PackingInPlaceGivesTheSameBitsWithoutACopy) {
   }
 }
 
+TEST(Decoder, ACopiedSequenceContinuesWithTheBitsOfTheWholeOne) {
+  const ModelConfig c = test::tiny_infer_config();
+  LoadedModel model = test::tiny_random_model(c, 8);
+  const size_t V = c.vocab_size;
+  const std::vector<int32_t> context = random_tokens(37, V, 1), more = random_tokens(5, V, 2);
+  std::vector<int32_t> whole = context;
+  whole.insert(whole.end(), more.begin(), more.end());
+  Decoder alone, shared;
+  decoder_create(alone, c, model.weights, {.max_batch = 1, .max_seq = 64, .max_tokens = 64});
+  decoder_create(shared, c, model.weights, {.max_batch = 3, .max_seq = 64, .max_tokens = 64});
+  decoder_prefill(alone, {0}, {whole});
+  decoder_prefill(shared, {0}, {context});
+  decoder_copy_sequence(shared, 0, 2);
+  EXPECT_EQ(shared.length[2], context.size());
+  std::vector<StepToken> rows;
+  for (size_t t = 0; t < more.size(); ++t) rows.push_back({2, more[t], t + 1 == more.size()});
+  ASSERT_EQ(decoder_step(shared, rows), 1u);
+  EXPECT_EQ(std::memcmp(alone.logits, shared.logits, V * sizeof(float)), 0);
+  EXPECT_THROW(decoder_copy_sequence(shared, 0, 3), Error);
+}
+
 TEST(Decoder, StepsAllocateNothingAndRejectBadInput) {
   const ModelConfig c = test::tiny_infer_config();
   LoadedModel model = test::tiny_random_model(c, 5);
