@@ -9,7 +9,9 @@
 // (DOCS documents, each a context of CONTEXT/2 .. CONTEXT random tokens with 4 choices of 1 .. 8
 // tokens, as JCommonsenseQA-style tasks send), then times score_loglikelihood at BATCH sequences
 // (best of 3 after a warm-up) and prints one JSON line.  Tokens counted: context + continuation - 1
-// per request (the positions a forward computes), the count the PyTorch side uses.
+// per request (the positions a forward over the whole request computes), the count the PyTorch
+// side uses; hibari computes a question's shared context once, so its rate is the requests'
+// tokens per second, not the rows it ran.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
