@@ -301,18 +301,13 @@ void decoder_copy_sequence(Decoder& d, size_t from, size_t to) {
   check(from < d.length.size() && to < d.length.size(),
         "decoder_copy_sequence: no sequence slot " + std::to_string(std::max(from, to)));
   if (from == to) return;
-  const ModelConfig& c = d.config;
-  const size_t B = d.options.max_batch, P = d.options.max_seq, HD = c.head_dim;
-  const size_t rows = c.num_hidden_layers * c.num_key_value_heads, n = d.length[from] * HD;
-  // (L, B, NKV, P, HD): one run of length x HD floats per (layer, kv head)
-  for (float* cache : {d.k_cache, d.v_cache})
-    for (size_t i = 0; i < rows; ++i) {
-      const size_t layer = i / c.num_key_value_heads, head = i % c.num_key_value_heads;
-      const size_t base = layer * B * c.num_key_value_heads;
-      std::memcpy(cache + ((base + to * c.num_key_value_heads + head) * P) * HD,
-                  cache + ((base + from * c.num_key_value_heads + head) * P) * HD,
-                  n * sizeof(float));
-    }
+  const size_t NKV = d.config.num_key_value_heads, P = d.options.max_seq, HD = d.config.head_dim;
+  // A layer's cache is (B, NKV, P, HD): one run of length x HD floats per kv head.
+  for (size_t l = 0; l < d.config.num_hidden_layers; ++l)
+    for (float* cache : {k_cache_at(d, l), v_cache_at(d, l)})
+      for (size_t h = 0; h < NKV; ++h)
+        std::memcpy(cache + (to * NKV + h) * P * HD, cache + (from * NKV + h) * P * HD,
+                    d.length[from] * HD * sizeof(float));
   d.length[to] = d.length[from];
 }
 
