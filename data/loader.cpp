@@ -42,14 +42,67 @@ std::vector<double> parse_split(const std::string& split) {
 }
 
 std::vector<int64_t> split_bounds(const std::vector<double>& shares, int64_t count) {
-  // _get_split_indices: rounded cumulative shares (Python's round: half to even, which is what
-  // nearbyint does in the default rounding mode), then shifted so the last bound is `count`.
+  // Megatron core (commit 0b9bc2088b6d): convert_split_vector_to_split_matrix adds the shares up
+  // one after another from 0, and _build_megatron_dataset_splits rounds each cumulative bound,
+  // int(round(bound * float(count))) (Python's round: half to even, which is what nearbyint does
+  // in the default rounding mode).  No bound is shifted afterwards (that was the legacy
+  // get_train_valid_test_split_).  A split without a share is Megatron's None: an empty range.
   std::vector<int64_t> bounds = {0};
-  for (double share : shares)
-    bounds.push_back(bounds.back() + int64_t(std::nearbyint(share * double(count))));
-  const int64_t excess = bounds.back() - count;
-  for (size_t i = 1; i < bounds.size(); ++i) bounds[i] -= excess;
+  double cumulative = 0;
+  for (double share : shares) {
+    const double begin = cumulative;
+    cumulative += share;
+    bounds.push_back(cumulative > begin ? int64_t(std::nearbyint(cumulative * double(count)))
+                                        : bounds.back());
+  }
   return bounds;
+}
+
+int64_t rampup_global_batch_size(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                                 int64_t consumed) {
+  if (rampup.empty()) return global_batch_size;
+  const int64_t start = rampup[0], increment = rampup[1], samples = rampup[2];
+  if (consumed > samples) return global_batch_size;
+  // rampup_samples_per_increment = ramup_samples / num_increments, a Python float, and
+  // int(consumed_samples / rampup_samples_per_increment) truncates.
+  const double per_increment = double(samples) / double((global_batch_size - start) / increment);
+  const int64_t steps = int64_t(double(consumed) / per_increment);
+  return start + steps * increment;
+}
+
+int64_t rampup_train_iters(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                           int64_t train_samples) {
+  if (rampup.empty()) return train_samples / global_batch_size;
+  // The ramp-up phase step by step (the last of its steps may pass `samples`), then whole
+  // batches of G; a partial last batch is thrown away.
+  int64_t iterations = 0, consumed = 0;
+  while (consumed <= rampup[2] && consumed <= train_samples) {
+    consumed += rampup_global_batch_size(rampup, global_batch_size, consumed);
+    ++iterations;
+  }
+  if (train_samples > consumed) iterations += (train_samples - consumed) / global_batch_size;
+  return iterations;
+}
+
+void check_rampup(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                  int64_t micro_times_dp, const std::string& where) {
+  if (rampup.empty()) return;
+  if (rampup.size() != 3)
+    fail(where + " needs three numbers: start batch size, increment, ramp-up samples");
+  const int64_t start = rampup[0], increment = rampup[1], samples = rampup[2];
+  // Megatron asserts samples >= 0 but then divides by zero at 0.
+  if (start <= 0 || increment <= 0 || samples <= 0)
+    fail(where + ": start, increment and samples must be positive");
+  if (start >= global_batch_size || (global_batch_size - start) % increment != 0)
+    fail(where + ": global_batch_size " + std::to_string(global_batch_size) +
+         " must exceed the start " + std::to_string(start) + " by a multiple of the increment " +
+         std::to_string(increment));
+  for (int64_t size = start; size <= global_batch_size; size += increment) {
+    if (size % micro_times_dp != 0)
+      fail(where + ": the ramp's global batch size " + std::to_string(size) +
+           " is not a multiple of micro_batch_size x data-parallel size = " +
+           std::to_string(micro_times_dp));
+  }
 }
 
 namespace {
@@ -65,7 +118,7 @@ GptIndices build_train_epochs(const LoaderOptions& o, const LoaderDataset& d, in
   GptIndicesConfig config{.num_samples = planned,
                           .seq_length = o.seq_length,
                           .seed = o.seed + uint32_t(block),
-                          .add_extra_token = true,
+                          .add_extra_token = o.add_extra_token,
                           .drop_last_partial_sequence = true};
   // Block 0 is Megatron's own "train" indices; later blocks are hibari's continuation.
   std::string split_name = block == 0 ? "train" : "train_continued_" + std::to_string(block);
@@ -73,11 +126,14 @@ GptIndices build_train_epochs(const LoaderOptions& o, const LoaderDataset& d, in
                                    d.train_documents, config);
 }
 
-// Reads sample `idx` of `indices` (T + 1 tokens) as
+// Reads sample `idx` of `indices` (T + add_extra_token tokens) as
 // GPTDataset._query_document_sample_shuffle_indices does: from the start offset in the first
 // document to the end offset (plus the extra token) in the last, whole documents in between.
-void read_gpt_sample(const LoaderDataset& d, const GptIndices& indices, int64_t idx, size_t vocab,
-                     int32_t* out, size_t count) {
+// Returns the tokens read: fewer than `count` only for the last sample of indices built without
+// drop_last_partial_sequence (`partial`), which the caller pads.
+size_t read_gpt_sample(const LoaderDataset& d, const GptIndices& indices, int64_t idx,
+                       const LoaderOptions& o, bool partial, int32_t* out, size_t count) {
+  const size_t extra = o.add_extra_token ? 1 : 0;
   const int64_t s = indices.shuffle_idx[size_t(idx)];
   const int64_t first_doc = indices.sample_idx[size_t(2 * s)];
   const int64_t first_offset = indices.sample_idx[size_t(2 * s + 1)];
@@ -87,22 +143,40 @@ void read_gpt_sample(const LoaderDataset& d, const GptIndices& indices, int64_t 
   for (int64_t i = first_doc; i <= last_doc; ++i) {
     const size_t sequence = size_t(indices.doc_idx[size_t(i)]);
     const size_t offset = i == first_doc ? size_t(first_offset) : 0;
-    const size_t end = i == last_doc ? size_t(last_offset) + 1 : d.data.sequence_length(sequence);
+    const size_t end =
+        i == last_doc ? size_t(last_offset) + extra : d.data.sequence_length(sequence);
     const size_t length = std::min(end - offset, count - filled);
     d.data.read(sequence, offset, length, out + filled);
     filled += length;
   }
-  if (filled != count)
+  if (filled != count && !(partial && filled > 0 && filled < count))
     fail_file(d.prefix + ".idx", "sample " + std::to_string(idx) + " holds " +
                                      std::to_string(filled) + " tokens, expected " +
                                      std::to_string(count) + " (indices do not match the data)");
-  if (vocab == 0) return;
-  for (size_t i = 0; i < count; ++i) {
-    if (out[i] < 0 || size_t(out[i]) >= vocab)
+  if (o.vocab_size == 0) return filled;
+  for (size_t i = 0; i < filled; ++i) {
+    if (out[i] < 0 || size_t(out[i]) >= o.vocab_size)
       fail_file(d.prefix + ".bin", "token id " + std::to_string(out[i]) +
                                        " is outside the model's vocabulary of " +
-                                       std::to_string(vocab));
+                                       std::to_string(o.vocab_size));
   }
+  return filled;
+}
+
+// A sample of `filled` tokens as inputs and targets (T each), as GPTDataset.__getitem__ makes
+// them: targets are the inputs shifted by one; a position without a next token (past the end of a
+// short sample, or the last one without the extra token) is ignored (-100) and a missing input is
+// token 0 (Megatron's pad positions, whose loss it masks).
+void sample_to_inputs_targets(const int32_t* sample, size_t filled, size_t T, int32_t* inputs,
+                              int32_t* targets) {
+  for (size_t i = 0; i < T; ++i) {
+    inputs[i] = i < filled ? sample[i] : 0;
+    targets[i] = i + 1 < filled ? sample[i + 1] : -100;
+  }
+}
+
+size_t sample_tokens(const LoaderOptions& o) {
+  return size_t(o.seq_length) + (o.add_extra_token ? 1 : 0);
 }
 
 // The indices block holding the source's sample `index`, and the index within it; builds further
@@ -121,8 +195,7 @@ std::pair<const GptIndices*, int64_t> locate(Loader& loader, LoaderDataset& d, i
 void read_train_sample(Loader& loader, SampleRef ref, int32_t* out) {
   LoaderDataset& d = loader.datasets[size_t(ref.source)];
   auto [indices, idx] = locate(loader, d, ref.index);
-  read_gpt_sample(d, *indices, idx, loader.options.vocab_size, out,
-                  size_t(loader.options.seq_length) + 1);
+  read_gpt_sample(d, *indices, idx, loader.options, false, out, sample_tokens(loader.options));
 }
 
 // The blend's next `count` samples into `out`, advancing `state` (a copy when only peeking).
@@ -163,6 +236,8 @@ void validate_options(const LoaderOptions& o) {
     fail("data: global_batch_size must be a multiple of micro_batch_size x data-parallel size");
   if (o.dp_rank < 0 || o.dp_rank >= o.dp_size) fail("data: dp_rank outside [0, dp_size)");
   if (o.train_samples <= 0) fail("data: train_samples must be positive");
+  check_rampup(o.rampup_batch_size, o.global_batch_size, o.micro_batch_size * o.dp_size,
+               "data: rampup_batch_size");
 }
 
 }  // namespace
@@ -198,7 +273,7 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
   for (const LoaderSource& s : options.sources) raw.push_back(s.weight);
   const int64_t remaining =
       std::max<int64_t>(options.train_samples - loader.state.consumed_samples, 1);
-  const BlendPlan plan = plan_blend(raw, remaining);
+  const BlendPlan plan = plan_blend(raw, remaining, options.surplus);
   loader.weights = options.sources.size() == 1 ? std::vector<double>{1.0} : plan.weights;
 
   for (size_t i = 0; i < options.sources.size(); ++i) {
@@ -223,8 +298,10 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
                       source.prefix + "; give a different dataset a new name");
       d.state = size_t(known - loader.state.sources.begin());
     } else {
-      // Megatron sizes a lone dataset by train_samples and blended ones by plan_blend.
-      int64_t planned = options.sources.size() == 1 ? remaining : plan.num_samples[i];
+      // Megatron sizes a lone dataset without a weight by train_samples, and blended ones (a
+      // lone weighted one too) by plan_blend.
+      const bool lone = options.sources.size() == 1 && !options.weighted;
+      int64_t planned = lone ? remaining : plan.num_samples[i];
       loader.state.sources.push_back({source.name, source.prefix, planned, 0, 0});
       d.state = loader.state.sources.size() - 1;
     }
@@ -235,12 +312,14 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     for (int64_t s = bounds[1]; s < bounds[2]; ++s) valid_documents.push_back(int32_t(s));
     int64_t valid_tokens = 0;
     for (int32_t s : valid_documents) valid_tokens += d.lengths[size_t(s)];
-    if (options.valid_samples > 0 && valid_tokens > options.seq_length) {
+    const int64_t extra = options.add_extra_token ? 1 : 0;
+    const bool partial = !options.drop_last_partial_validation_sequence;
+    if (options.valid_samples > 0 && valid_tokens - extra >= (partial ? 1 : options.seq_length)) {
       GptIndicesConfig config{.num_samples = options.valid_samples,
                               .seq_length = options.seq_length,
                               .seed = options.seed,
-                              .add_extra_token = true,
-                              .drop_last_partial_sequence = true};
+                              .add_extra_token = options.add_extra_token,
+                              .drop_last_partial_sequence = !partial};
       d.valid = load_or_build_gpt_indices(cache_dir_for(options, d.prefix), d.prefix, "valid",
                                           d.lengths, valid_documents, config);
     }
@@ -262,7 +341,7 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     loader.state.segment_start_sample = loader.state.consumed_samples;
     for (LoaderSourceState& s : loader.state.sources) s.segment_start = s.consumed;
   }
-  loader.sample.resize(size_t(options.seq_length) + 1);
+  loader.sample.resize(sample_tokens(options));
   loader.batch.reserve(size_t(options.global_batch_size));
   if (resume && same_blend && resume->next_batch_hash) {
     const uint64_t now = loader_next_batch_hash(loader);
@@ -279,8 +358,13 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
   return loader;
 }
 
+int64_t loader_batch_size(const Loader& loader) {
+  return rampup_global_batch_size(loader.options.rampup_batch_size,
+                                  loader.options.global_batch_size, loader.state.consumed_samples);
+}
+
 void loader_next_batch(Loader& loader) {
-  plan_samples(loader, loader.state, loader.taken, loader.options.global_batch_size, loader.batch);
+  plan_samples(loader, loader.state, loader.taken, loader_batch_size(loader), loader.batch);
 }
 
 void loader_read_micro_batch(Loader& loader, int64_t micro, int32_t* inputs, int32_t* targets) {
@@ -290,8 +374,8 @@ void loader_read_micro_batch(Loader& loader, int64_t micro, int32_t* inputs, int
   check(first + B <= loader.batch.size(), "loader: micro-batch outside the planned batch");
   for (size_t b = 0; b < B; ++b) {
     read_train_sample(loader, loader.batch[first + b], loader.sample.data());
-    std::copy(loader.sample.begin(), loader.sample.end() - 1, inputs + b * T);
-    std::copy(loader.sample.begin() + 1, loader.sample.end(), targets + b * T);
+    sample_to_inputs_targets(loader.sample.data(), loader.sample.size(), T, inputs + b * T,
+                             targets + b * T);
   }
 }
 
@@ -299,7 +383,7 @@ uint64_t loader_next_batch_hash(Loader& loader) {
   LoaderState peek = loader.state;
   std::vector<SampleRef> refs;
   std::vector<int64_t> taken;
-  plan_samples(loader, peek, taken, loader.options.global_batch_size, refs);
+  plan_samples(loader, peek, taken, loader_batch_size(loader), refs);
   Xxhash64Stream hash;
   for (SampleRef ref : refs) {
     read_train_sample(loader, ref, loader.sample.data());
@@ -324,11 +408,12 @@ void loader_read_valid(Loader& loader, size_t d, int64_t first, int32_t* inputs,
   check(n > 0, "loader: dataset " + data.name + " has no validation samples");
   const size_t B = size_t(loader.options.micro_batch_size);
   const size_t T = size_t(loader.options.seq_length);
+  const bool partial = !loader.options.drop_last_partial_validation_sequence;
   for (size_t b = 0; b < B; ++b) {
     const int64_t idx = int64_t((size_t(first) + b) % n);
-    read_gpt_sample(data, data.valid, idx, loader.options.vocab_size, loader.sample.data(), T + 1);
-    std::copy(loader.sample.begin(), loader.sample.end() - 1, inputs + b * T);
-    std::copy(loader.sample.begin() + 1, loader.sample.end(), targets + b * T);
+    const size_t filled = read_gpt_sample(data, data.valid, idx, loader.options, partial,
+                                          loader.sample.data(), loader.sample.size());
+    sample_to_inputs_targets(loader.sample.data(), filled, T, inputs + b * T, targets + b * T);
   }
 }
 

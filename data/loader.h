@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "data/blend_indices.h"
 #include "data/gpt_indices.h"
 #include "data/indexed_dataset.h"
 
@@ -48,6 +49,25 @@ struct LoaderOptions {
   int64_t micro_batch_size = 0;   // B
   int64_t train_samples = 0;  // steps x G: sizes the sample indices, as Megatron's train_samples
   int64_t valid_samples = 0;  // validation samples wanted per source
+  // Megatron's add_extra_token_to_sequence: a sample holds T + 1 tokens (the inputs and, shifted
+  // by one, the targets).  false: T tokens; the targets are the inputs shifted, and the last
+  // position has none (ignored, -100), as GPTDataset.__getitem__ pads the labels.
+  bool add_extra_token = true;
+  // Megatron's drop_last_partial_validation_sequence.  false: the validation split keeps its last,
+  // shorter sample, padded (inputs 0, targets ignored).
+  bool drop_last_partial_validation_sequence = true;
+  // Megatron's mid_level_dataset_surplus: a blended source builds ceil(target x (1 + surplus))
+  // samples of indices (only the blended path uses it).
+  double surplus = megatron_blend_surplus;
+  // Weights were given.  As Megatron's builder, a single dataset given with a weight takes the
+  // blended path (its indices built for ceil(n x (1 + surplus)) samples); without a weight it is
+  // sized by train_samples alone.
+  bool weighted = false;
+  // Megatron's rampup_batch_size {start, increment, samples}: the global batch starts at `start`
+  // and grows by `increment` every samples / ((G - start) / increment) samples consumed, up to G
+  // (RampupBatchsizeNumMicroBatchesCalculator).  Sample g is the same sample either way; only the
+  // step boundaries move.  Empty: G from the start.
+  std::vector<int64_t> rampup_batch_size;
   int dp_rank = 0, dp_size = 1;
   size_t vocab_size = 0;  // ids >= this are an error naming the dataset (0: no check)
   std::string cache_dir;  // index cache; "" = <folder of each prefix>/cache
@@ -111,6 +131,23 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume = nul
                    const std::string& resume_origin = "",
                    std::vector<std::string>* notes = nullptr);
 
+// The global batch size once `consumed` samples have been read: Megatron's
+// get_current_global_batch_size() after update_num_microbatches(consumed), at commit
+// 0b9bc2088b6d6c858275d02638064cc7e0bf8b70 (megatron/core/num_microbatches_calculator.py).
+// `rampup` is {start, increment, samples} or empty.
+int64_t rampup_global_batch_size(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                                 int64_t consumed);
+// Megatron's update_train_iters (megatron/training/training.py, same commit): the optimizer steps
+// of a sample-based run of `train_samples` samples (train_samples / G without a ramp-up).
+int64_t rampup_train_iters(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                           int64_t train_samples);
+// Checks a ramp-up against G and micro_batch_size x dp (every batch size of the ramp must divide
+// into micro-batches); an error names `where` ("run.toml: [train].rampup_batch_size").
+void check_rampup(const std::vector<int64_t>& rampup, int64_t global_batch_size,
+                  int64_t micro_times_dp, const std::string& where);
+// The size of the next global batch (G, or the ramp-up's size at the samples consumed so far).
+int64_t loader_batch_size(const Loader& loader);
+
 // Plans the next global batch into loader.batch and advances the state past it.
 void loader_next_batch(Loader& loader);
 // Micro-batch `micro` of this rank of the planned batch: inputs and targets, (B, T) each.
@@ -125,8 +162,10 @@ LoaderState loader_checkpoint_state(Loader& loader);
 size_t loader_valid_samples(const Loader& loader, size_t d);
 void loader_read_valid(Loader& loader, size_t d, int64_t first, int32_t* inputs, int32_t* targets);
 
-// Megatron's split: "969,30,1" -> normalized shares, and the [begin, end) sequence bounds of the
-// train/valid/test splits of `count` sequences (_get_split_indices).
+// Megatron's split: "969,30,1" -> normalized shares (parse_and_normalize_split), and the
+// [begin, end) sequence bounds of the train/valid/test splits of `count` sequences: each bound is
+// the cumulative share times count, rounded (convert_split_vector_to_split_matrix and
+// _build_megatron_dataset_splits).
 std::vector<double> parse_split(const std::string& split);
 std::vector<int64_t> split_bounds(const std::vector<double>& shares, int64_t count);
 

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,11 +18,24 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/blend_indices.h"
+#include "data/gpt_indices.h"
 #include "data/indexed_dataset.h"
 #include "tests/scratch_dir.h"
 
+#if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
+#error "needs HIBARI_PYTHON and HIBARI_SOURCE_DIR"
+#endif
+
 namespace hibari {
 namespace {
+
+namespace fs = std::filesystem;
+
+// A command line running tests/reference/megatron_indices.py (Megatron-LM core's index math).
+std::string reference(const std::string& args) {
+  return std::string(HIBARI_PYTHON) +
+         " " HIBARI_SOURCE_DIR "/tests/reference/megatron_indices.py " + args;
+}
 
 // A dataset of `documents` documents of random lengths in [1, 60] whose tokens encode where they
 // are: base + (document * 64 + position) % 5000, so every token says which dataset it is from.
@@ -67,9 +84,9 @@ struct Fixture {
 std::vector<std::vector<int32_t>> read_global_batch(Loader& loader) {
   const LoaderOptions& o = loader.options;
   const int64_t B = o.micro_batch_size, T = o.seq_length;
-  std::vector<std::vector<int32_t>> samples(size_t(o.global_batch_size));
+  std::vector<std::vector<int32_t>> samples(loader.batch.size());
   std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
-  const int64_t micro_batches = o.global_batch_size / (B * o.dp_size);
+  const int64_t micro_batches = int64_t(loader.batch.size()) / (B * o.dp_size);
   for (int rank = 0; rank < o.dp_size; ++rank) {
     loader.options.dp_rank = rank;
     for (int64_t m = 0; m < micro_batches; ++m) {
@@ -99,10 +116,40 @@ TEST(Split, MatchesMegatronExamples) {
   EXPECT_EQ(split_bounds(parse_split("90,9,1"), 1000), (std::vector<int64_t>{0, 900, 990, 1000}));
   EXPECT_EQ(split_bounds(parse_split("969,30,1"), 10), (std::vector<int64_t>{0, 10, 10, 10}));
   EXPECT_EQ(split_bounds(parse_split("100"), 7), (std::vector<int64_t>{0, 7, 7, 7}));
-  // round(2.5) = 2 in Python (half to even): [0, 2, 4, 4], then every bound moves by the missing 1.
-  EXPECT_EQ(split_bounds(parse_split("50,50"), 5), (std::vector<int64_t>{0, 3, 5, 5}));
+  // round(2.5) = 2 in Python (half to even), and the bounds are not shifted afterwards.
+  EXPECT_EQ(split_bounds(parse_split("50,50"), 5), (std::vector<int64_t>{0, 2, 5, 5}));
+  // The example: Megatron trains on [0, 47) and validates on [47, 49).
+  EXPECT_EQ(split_bounds(parse_split("969,30,1"), 49), (std::vector<int64_t>{0, 47, 49, 49}));
+  EXPECT_EQ(split_bounds(parse_split("90,0,10"), 11), (std::vector<int64_t>{0, 10, 10, 11}));
   EXPECT_THROW(parse_split("0,1"), Error);
   EXPECT_THROW(parse_split("1,2,3,4"), Error);
+}
+
+// Every document count from 1 to 3000 for the splits people use, against Megatron core's own
+// split_matrix and rounding in tests/reference/megatron_indices.py.
+TEST(Split, MatchesMegatronForEveryCount) {
+  test::ScratchDir dir("split");
+  std::string counts;
+  for (int n = 1; n <= 3000; ++n) counts += std::to_string(n) + ",";
+  const char* splits[] = {"969,30,1", "949,50,1", "90,9,1", "98,2,0",
+                          "1,1,1",    "99,1",     "80,20",  "0.7,0.2,0.1"};
+  for (size_t k = 0; k < std::size(splits); ++k) {
+    const fs::path out = dir.path / ("split_" + std::to_string(k) + ".npy");
+    const std::string cmd = reference("split --split " + std::string(splits[k]) + " --counts " +
+                                      counts + " --out " + out.string());
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::vector<int64_t> want = npy_as_int64(read_npy(out.string()));
+    ASSERT_EQ(want.size(), 3000u * 4);
+    int short_of_count = 0;
+    for (int64_t n = 1; n <= 3000; ++n) {
+      const std::vector<int64_t> got = split_bounds(parse_split(splits[k]), n);
+      const std::vector<int64_t> expected(want.begin() + (n - 1) * 4, want.begin() + n * 4);
+      ASSERT_EQ(got, expected) << splits[k] << ", " << n << " documents";
+      if (got.back() != n) ++short_of_count;
+    }
+    // The last bound is always the whole dataset.
+    EXPECT_EQ(short_of_count, 0) << splits[k];
+  }
 }
 
 // The order built independently: Megatron's whole blending index, each dataset's GPT indices,
@@ -144,6 +191,288 @@ TEST(Loader, BlendedOrderIsMegatrons) {
     std::vector<int32_t> want(stream.begin() + begin, stream.begin() + begin + o.seq_length + 1);
     ASSERT_EQ(got[i], want) << "global sample " << i << " (dataset " << names[d] << ")";
   }
+}
+
+// Megatron's GPT indices of one split of a fixture dataset, and the tokens of sample k of them:
+// cut out of the concatenation of the documents in doc_idx order, from the sample's start to its
+// end offset plus the extra token (shorter only for a last partial sample).
+struct MegatronSplit {
+  const std::vector<std::vector<int32_t>>* docs;
+  GptIndices idx;
+  std::vector<int64_t> doc_start;
+  std::vector<int32_t> stream;
+  int64_t extra;
+
+  MegatronSplit(const std::vector<std::vector<int32_t>>& documents, const std::string& split,
+                int which, GptIndicesConfig config)
+      : docs(&documents), extra(config.add_extra_token ? 1 : 0) {
+    std::vector<int32_t> lengths;
+    for (const auto& doc : documents) lengths.push_back(int32_t(doc.size()));
+    std::vector<int64_t> bounds = split_bounds(parse_split(split), int64_t(documents.size()));
+    std::vector<int32_t> ids;
+    for (int64_t s = bounds[size_t(which)]; s < bounds[size_t(which) + 1]; ++s)
+      ids.push_back(int32_t(s));
+    idx = build_gpt_indices(lengths, ids, config);
+    for (int32_t doc : idx.doc_idx) {
+      doc_start.push_back(int64_t(stream.size()));
+      stream.insert(stream.end(), documents[size_t(doc)].begin(), documents[size_t(doc)].end());
+    }
+  }
+  std::vector<int32_t> sample(int64_t k) const {
+    const size_t s = size_t(idx.shuffle_idx[size_t(k)]);
+    const int64_t begin = doc_start[size_t(idx.sample_idx[2 * s])] + idx.sample_idx[2 * s + 1];
+    const int64_t end =
+        doc_start[size_t(idx.sample_idx[2 * s + 2])] + idx.sample_idx[2 * s + 3] + extra;
+    return std::vector<int32_t>(stream.begin() + begin, stream.begin() + end);
+  }
+};
+
+// GPTDataset.__getitem__: tokens are the sample (pad -> 0), labels the sample shifted by one with
+// the pad positions (and, without the extra token, the last one) masked: -100 here.
+void expect_inputs_targets(const std::vector<int32_t>& sample, int64_t T, const int32_t* inputs,
+                           const int32_t* targets, const std::string& what) {
+  for (int64_t i = 0; i < T; ++i) {
+    const size_t u = size_t(i);
+    ASSERT_EQ(inputs[i], u < sample.size() ? sample[u] : 0) << what << " position " << i;
+    ASSERT_EQ(targets[i], u + 1 < sample.size() ? sample[u + 1] : -100)
+        << what << " position " << i;
+  }
+}
+
+// add_extra_token_to_sequence = false: a sample is T tokens of Megatron's indices built without the
+// extra token, and the last position of each has no target.
+TEST(Loader, WithoutTheExtraTokenSamplesAreTTokensAndTheLastTargetIsIgnored) {
+  Fixture f;
+  LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 1}});
+  o.add_extra_token = false;
+  Loader loader = loader_open(o);
+  MegatronSplit want(f.docs["ja"], o.split, 0,
+                     {.num_samples = o.train_samples,
+                      .seq_length = o.seq_length,
+                      .seed = o.seed,
+                      .add_extra_token = false});
+  const int64_t B = o.micro_batch_size, T = o.seq_length;
+  std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+  int64_t g = 0, ignored = 0;
+  for (int step = 0; step < 5; ++step) {
+    loader_next_batch(loader);
+    for (int64_t m = 0; m < o.global_batch_size / B; ++m) {
+      loader_read_micro_batch(loader, m, inputs.data(), targets.data());
+      for (int64_t b = 0; b < B; ++b, ++g) {
+        std::vector<int32_t> sample = want.sample(g);
+        ASSERT_EQ(int64_t(sample.size()), T);
+        expect_inputs_targets(sample, T, inputs.data() + b * T, targets.data() + b * T,
+                              "sample " + std::to_string(g));
+        ignored += std::count(targets.begin() + b * T, targets.begin() + (b + 1) * T, -100);
+      }
+    }
+  }
+  EXPECT_EQ(ignored, 40);  // one per sample
+  // With the extra token the samples start at the same places here (the split's tokens do not
+  // divide by T), and the last position has a target.
+  Fixture g2;
+  LoaderOptions with_extra = g2.options({{"ja", g2.make("ja", 300, 0), 1}});
+  Loader other = loader_open(with_extra);
+  loader_next_batch(other);
+  loader_read_micro_batch(other, 0, inputs.data(), targets.data());
+  EXPECT_EQ(std::vector<int32_t>(inputs.begin(), inputs.begin() + T), want.sample(0));
+  EXPECT_NE(targets[size_t(T - 1)], -100);
+}
+
+// drop_last_partial_validation_sequence = false: the validation split keeps Megatron's last, short
+// sample, padded: inputs 0 and targets ignored past its end.
+TEST(Loader, PartialLastValidationSampleIsKeptAndPadded) {
+  for (bool extra : {true, false}) {
+    Fixture f;
+    LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 1}});
+    o.add_extra_token = extra;
+    o.drop_last_partial_validation_sequence = false;
+    Loader loader = loader_open(o);
+    GptIndicesConfig config{.num_samples = o.valid_samples,
+                            .seq_length = o.seq_length,
+                            .seed = o.seed,
+                            .add_extra_token = extra,
+                            .drop_last_partial_sequence = false};
+    MegatronSplit want(f.docs["ja"], o.split, 1, config);
+    config.drop_last_partial_sequence = true;
+    MegatronSplit dropped(f.docs["ja"], o.split, 1, config);
+    const size_t n = loader_valid_samples(loader, 0);
+    ASSERT_EQ(n, want.idx.num_samples());
+    ASSERT_EQ(n, dropped.idx.num_samples() + 1) << "the fixture's split should not divide evenly";
+    const int64_t B = o.micro_batch_size, T = o.seq_length;
+    std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+    int64_t short_samples = 0;
+    for (size_t k = 0; k < n; k += size_t(B)) {
+      loader_read_valid(loader, 0, int64_t(k), inputs.data(), targets.data());
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t idx = int64_t((k + size_t(b)) % n);
+        std::vector<int32_t> sample = want.sample(idx);
+        if (int64_t(sample.size()) < T + (extra ? 1 : 0)) ++short_samples;
+        expect_inputs_targets(sample, T, inputs.data() + b * T, targets.data() + b * T,
+                              "valid sample " + std::to_string(idx));
+      }
+    }
+    EXPECT_EQ(short_samples, 1) << "extra token " << extra;
+  }
+}
+
+// mid_level_dataset_surplus sizes each blended source's indices as Megatron's builder does.
+TEST(Loader, SurplusSizesTheBlendedSources) {
+  test::ScratchDir dir("surplus");
+  for (double surplus : {0.0, 0.005, 0.1}) {
+    Fixture f;
+    LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 0.644},
+                                 {"en", f.make("en", 200, 10000), 0.256},
+                                 {"code", f.make("code", 100, 20000), 0.1}});
+    o.surplus = surplus;
+    o.train_samples = 997;
+    Loader loader = loader_open(o);
+    const fs::path out = dir.path / ("s" + std::to_string(int(surplus * 1000)));
+    fs::create_directories(out);
+    const std::string cmd = reference("blend --weights 0.644,0.256,0.1 --size 997 --surplus " +
+                                      std::to_string(surplus) + " --out " + out.string());
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::vector<int64_t> build = npy_as_int64(read_npy((out / "build.npy").string()));
+    std::vector<int64_t> planned;
+    for (const LoaderSourceState& s : loader.state.sources) planned.push_back(s.planned_samples);
+    EXPECT_EQ(planned, build) << "surplus " << surplus;
+  }
+  // The numbers themselves, for 997 samples: ceil(ceil(997 w) (1 + surplus)).
+  Fixture f;
+  LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 0.644},
+                               {"en", f.make("en", 200, 10000), 0.256},
+                               {"code", f.make("code", 100, 20000), 0.1}});
+  o.train_samples = 997;
+  o.surplus = 0.1;
+  Loader loader = loader_open(o);
+  EXPECT_EQ(loader.state.sources[0].planned_samples, 708);  // ceil(643 x 1.1 = 707.3)
+  EXPECT_EQ(loader.state.sources[1].planned_samples, 282);  // ceil(256 x 1.1 = 281.6)
+  // 100 x 1.1 is 110.00000000000001 in doubles, as in Python: Megatron builds 111.
+  EXPECT_EQ(loader.state.sources[2].planned_samples, 111);
+}
+
+// A single dataset given with a weight takes Megatron's blended path: its indices are built for
+// ceil(n x 1.005) samples, which here needs a second epoch and so reorders the samples.
+TEST(Loader, SingleWeightedDatasetTakesTheBlendedPath) {
+  Fixture f;
+  const std::string prefix = f.make("ja", 300, 0);
+  LoaderOptions o = f.options({{"ja", prefix, 1}});
+  // Every sample one epoch of the train split holds: one more needs a second epoch.
+  MegatronSplit one_epoch(
+      f.docs["ja"], o.split, 0,
+      {.num_samples = std::nullopt, .seq_length = o.seq_length, .seed = o.seed});
+  o.train_samples = int64_t(one_epoch.idx.num_samples());
+  o.global_batch_size = 2;
+  const int64_t blended = int64_t(std::ceil(double(o.train_samples) * 1.005));
+  ASSERT_GT(blended, o.train_samples);
+
+  Loader lone = loader_open(o);
+  EXPECT_EQ(lone.state.sources[0].planned_samples, o.train_samples);
+  LoaderOptions w = o;
+  w.weighted = true;
+  w.cache_dir = (f.dir.path / "cache_weighted").string();
+  Loader weighted = loader_open(w);
+  EXPECT_EQ(weighted.state.sources[0].planned_samples, blended);
+
+  MegatronSplit want(f.docs["ja"], o.split, 0,
+                     {.num_samples = blended, .seq_length = o.seq_length, .seed = o.seed});
+  ASSERT_EQ(want.idx.num_epochs, 2);
+  std::vector<std::vector<int32_t>> got = run_steps(weighted, 10);
+  std::vector<std::vector<int32_t>> got_lone = run_steps(lone, 10);
+  int differ = 0;
+  for (size_t g = 0; g < got.size(); ++g) {
+    ASSERT_EQ(got[g], want.sample(int64_t(g))) << "sample " << g;
+    differ += got[g] != got_lone[g];
+  }
+  EXPECT_GT(differ, 15);
+}
+
+// Megatron's ramp-up calculator and update_train_iters, against the reference's transcription.
+TEST(Rampup, BatchSizesAndStepsMatchMegatron) {
+  test::ScratchDir dir("rampup");
+  struct Case {
+    std::vector<int64_t> rampup;
+    int64_t global_batch_size, train_samples;
+  };
+  const Case cases[] = {
+      {{4, 2, 40}, 10, 100},    {{16, 8, 300000}, 1024, 1000000}, {{2, 2, 17}, 8, 53},
+      {{8, 8, 1000}, 64, 5000}, {{32, 32, 2000000}, 512, 1000},   {{1, 3, 10}, 16, 10}};
+  for (size_t k = 0; k < std::size(cases); ++k) {
+    const Case& c = cases[k];
+    const fs::path out = dir.path / ("ramp_" + std::to_string(k) + ".npy");
+    const std::string cmd =
+        reference("ramp --rampup " + std::to_string(c.rampup[0]) + "," +
+                  std::to_string(c.rampup[1]) + "," + std::to_string(c.rampup[2]) +
+                  " --global-batch-size " + std::to_string(c.global_batch_size) +
+                  " --train-samples " + std::to_string(c.train_samples) + " --out " + out.string());
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::vector<int64_t> want = npy_as_int64(read_npy(out.string()));
+    const int64_t iters = rampup_train_iters(c.rampup, c.global_batch_size, c.train_samples);
+    ASSERT_EQ(iters, want[0]) << "case " << k;
+    int64_t consumed = 0;
+    for (int64_t step = 0; step < iters; ++step) {
+      const int64_t size = rampup_global_batch_size(c.rampup, c.global_batch_size, consumed);
+      ASSERT_EQ(size, want[size_t(step) + 1]) << "case " << k << " step " << step;
+      consumed += size;
+    }
+  }
+  // The first case by hand: 40 / 3 samples per increment.
+  std::vector<int64_t> sizes;
+  for (int64_t consumed = 0, step = 0; step < 13; ++step) {
+    sizes.push_back(rampup_global_batch_size({4, 2, 40}, 10, consumed));
+    consumed += sizes.back();
+  }
+  EXPECT_EQ(sizes, (std::vector<int64_t>{4, 4, 4, 4, 6, 6, 8, 8, 10, 10, 10, 10, 10}));
+  EXPECT_EQ(rampup_train_iters({4, 2, 40}, 10, 100), 13);
+  EXPECT_EQ(rampup_train_iters({}, 10, 105), 10);
+  EXPECT_THROW(check_rampup({4, 3, 40}, 10, 2, "x"), Error);   // 10 - 4 is not a multiple of 3
+  EXPECT_THROW(check_rampup({2, 2, 40}, 10, 4, "x"), Error);   // 2 and 6 do not divide by 4
+  EXPECT_THROW(check_rampup({10, 2, 40}, 10, 2, "x"), Error);  // nothing to ramp
+  EXPECT_NO_THROW(check_rampup({4, 2, 40}, 10, 2, "x"));
+}
+
+// With a ramp-up, global sample g is the sample g of the constant-batch run; only the step
+// boundaries move, by Megatron's sizes.  A resume in the middle of the ramp continues exactly.
+TEST(Loader, RampupKeepsTheSampleOrderAndResumesMidRamp) {
+  Fixture f;
+  LoaderOptions o =
+      f.options({{"ja", f.make("ja", 300, 0), 0.7}, {"en", f.make("en", 200, 10000), 0.3}});
+  o.global_batch_size = 16;
+  o.dp_size = 2;
+  o.train_samples = 400;
+  LoaderOptions ramp = o;
+  ramp.rampup_batch_size = {4, 4, 100};
+  const int64_t steps = rampup_train_iters(ramp.rampup_batch_size, 16, 400);
+  EXPECT_EQ(steps, 34);  // 100 / 3 per increment: 4 x 9, 8 x 4, 12 x 3 (104), then 16 x 18
+  Loader constant = loader_open(o);
+  std::vector<std::vector<int32_t>> want = run_steps(constant, 25);  // 400 samples
+
+  Loader whole = loader_open(ramp);
+  std::vector<std::vector<int32_t>> got;
+  std::vector<int64_t> sizes;
+  for (int64_t s = 0; s < steps; ++s) {
+    loader_next_batch(whole);
+    sizes.push_back(int64_t(whole.batch.size()));
+    for (auto& sample : read_global_batch(whole)) got.push_back(sample);
+  }
+  std::vector<int64_t> want_sizes(9, 4);
+  want_sizes.insert(want_sizes.end(), 4, 8);
+  want_sizes.insert(want_sizes.end(), 3, 12);
+  want_sizes.insert(want_sizes.end(), 18, 16);
+  EXPECT_EQ(sizes, want_sizes);
+  ASSERT_EQ(got.size(), 104u + 18 * 16);
+  for (size_t g = 0; g < got.size(); ++g) ASSERT_EQ(got[g], want[g]) << "global sample " << g;
+
+  // Stop after 11 steps (inside the ramp: the batch is 8), resume from the saved state.
+  Loader first = loader_open(ramp);
+  std::vector<std::vector<int32_t>> resumed = run_steps(first, 11);
+  EXPECT_EQ(loader_batch_size(first), 8);
+  LoaderState state =
+      loader_state_from_json(loader_state_to_json(loader_checkpoint_state(first)), "state.json");
+  Loader second = loader_open(ramp, &state, "state.json");
+  EXPECT_EQ(loader_batch_size(second), 8);
+  for (auto& sample : run_steps(second, int(steps) - 11)) resumed.push_back(sample);
+  EXPECT_EQ(resumed, got);
 }
 
 TEST(Loader, DataParallelRanksSplitTheSameGlobalBatch) {

@@ -5,20 +5,27 @@ A plain re-implementation, with numpy, of Megatron-LM core's index building, wri
 megatron/core/datasets/gpt_dataset.py (_build_document_sample_shuffle_indices, _get_num_epochs,
 _build_document_index, _build_shuffle_index), helpers.cpp (build_sample_idx,
 build_blending_indices, build_exhaustive_blending_indices), utils.py (normalize) and
-blended_megatron_dataset_builder.py (_get_size_per_split_per_dataset).  The random draws come from
+blended_megatron_dataset_builder.py (_get_size_per_split_per_dataset, _build_megatron_dataset_splits),
+blended_megatron_dataset_config.py (parse_and_normalize_split, convert_split_vector_to_split_matrix)
+and num_microbatches_calculator.py / training.py (batch-size ramp-up, train and eval sample counts),
+as they are at Megatron-LM commit 0b9bc2088b6d6c858275d02638064cc7e0bf8b70.  The random draws come from
 numpy's own RandomState, so the C++ side is checked against the real thing.
 
 Modes (each writes .npy files into --out):
   rng     raw draws, intervals and shuffles of RandomState for several seeds and sizes
   gpt     document_index, sample_index, shuffle_index (+ meta: num_epochs, separate_final_epoch)
   blend   weights, target/build sizes per dataset, dataset_index, dataset_sample_index
+  split   [begin, end) document bounds of train/valid/test for every count in --counts
+  ramp    the global batch size of every step of a ramp-up run, and Megatron's train_iters
   resave  numpy.load a file and numpy.save it again (the C++ .npy writer is readable by numpy)
   batch   every line of --input is the arguments of one of the modes above (one Python start-up
           for many cases keeps the tests fast)
 """
 
 import argparse
+import functools
 import math
+import re
 import os
 import shlex
 
@@ -258,12 +265,96 @@ def run_blend(args):
                    dataset_sample_index)
 
 
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+def parse_and_normalize_split(split):
+    # blended_megatron_dataset_config.py: parse_and_normalize_split
+    split = list(map(float, re.findall(r"[.0-9]+", split)))
+    split = split + [0.0 for _ in range(3 - len(split))]
+    return normalize(split)
+
+
+def split_matrix(vector):
+    # blended_megatron_dataset_config.py: convert_split_vector_to_split_matrix (one vector)
+    expansion = functools.reduce(lambda a, b: a + [a[len(a) - 1] + b], [[0], *vector])
+    bookends = list(zip(expansion[:-1], expansion[1:]))
+    return [None if end <= begin else (begin, end) for begin, end in bookends]
+
+
+def split_bounds(split, num_elements):
+    # blended_megatron_dataset_builder.py: _build_megatron_dataset_splits.  A split that is None
+    # (no share) is written as the empty range at the previous split's end.
+    bounds = [0]
+    for bookend in split_matrix(parse_and_normalize_split(split)):
+        if bookend is None:
+            bounds.append(bounds[-1])
+            continue
+        beg = int(round(bookend[0] * float(num_elements)))
+        end = int(round(bookend[1] * float(num_elements)))
+        assert beg == bounds[-1]
+        bounds.append(end)
+    return bounds
+
+
+def run_split(args):
+    rows = [split_bounds(args.split, n) for n in ints(args.counts)]
+    numpy.save(args.out, numpy.array(rows, numpy.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch-size ramp-up (megatron/core/num_microbatches_calculator.py,
+# RampupBatchsizeNumMicroBatchesCalculator) and megatron/training/training.py update_train_iters
+
+
+class Rampup:
+    def __init__(self, start, increment, samples, global_batch_size):
+        self.start, self.increment, self.samples = start, increment, samples
+        self.global_batch_size = global_batch_size
+        diff = global_batch_size - start
+        assert diff >= 0 and diff % increment == 0
+        self.rampup_samples_per_increment = samples / (diff // increment)
+
+    def batch_size(self, consumed_samples):
+        if consumed_samples > self.samples:
+            return self.global_batch_size
+        steps = int(consumed_samples / self.rampup_samples_per_increment)
+        return self.start + steps * self.increment
+
+
+def train_iters(ramp, train_samples):
+    # training.py: update_train_iters, the ramp-up branch
+    iterations = 0
+    consumed = 0
+    while consumed <= ramp.samples and consumed <= train_samples:
+        consumed += ramp.batch_size(consumed)
+        iterations += 1
+    if train_samples > consumed:
+        iterations += (train_samples - consumed) // ramp.global_batch_size
+    return iterations
+
+
+def run_ramp(args):
+    start, increment, samples = ints(args.rampup)
+    ramp = Rampup(start, increment, samples, args.global_batch_size)
+    iters = train_iters(ramp, args.train_samples)
+    # training.py train(): update_num_microbatches(consumed_train_samples) before every step, then
+    # consumed_train_samples += the step's batch.
+    sizes, consumed = [], 0
+    for _ in range(iters):
+        sizes.append(ramp.batch_size(consumed))
+        consumed += sizes[-1]
+    numpy.save(args.out, numpy.array([iters] + sizes, numpy.int64))
+
+
 def run_resave(args):
     x = numpy.load(args.input, allow_pickle=False)
     numpy.save(args.out, x)
 
 
-MODES = {"rng": run_rng, "gpt": run_gpt, "blend": run_blend, "resave": run_resave}
+MODES = {"rng": run_rng, "gpt": run_gpt, "blend": run_blend, "split": run_split, "ramp": run_ramp,
+         "resave": run_resave}
 
 
 def run_batch(args):
@@ -277,7 +368,7 @@ def run_batch(args):
 
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["rng", "gpt", "blend", "resave", "batch"])
+    parser.add_argument("mode", choices=[*MODES, "batch"])
     parser.add_argument("--out")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--maxes", default="1")
@@ -294,6 +385,11 @@ def make_parser():
     parser.add_argument("--surplus", type=float, default=0.005)
     parser.add_argument("--exhaustive", default="")
     parser.add_argument("--input")
+    parser.add_argument("--split", default="969,30,1")
+    parser.add_argument("--counts", default="")
+    parser.add_argument("--rampup", default="")
+    parser.add_argument("--global-batch-size", type=int, default=0)
+    parser.add_argument("--train-samples", type=int, default=0)
     return parser
 
 
