@@ -219,6 +219,34 @@ void plan_samples(const Loader& loader, LoaderState& state, std::vector<int64_t>
   }
 }
 
+// Megatron's accounting: the blended validation and test streams, as BlendedDataset orders the
+// split's sources (a lone unweighted source is its own stream).
+void build_eval_streams(Loader& loader, const std::vector<double>& raw) {
+  const LoaderOptions& o = loader.options;
+  for (int which : {1, 2}) {
+    const int64_t size = which == 1 ? o.valid_samples : o.test_samples;
+    bool any = false;
+    for (const LoaderDataset& d : loader.datasets)
+      any = any || (which == 1 ? d.valid : d.test).num_samples() > 0;
+    if (size <= 0 || !any) continue;
+    for (const LoaderDataset& d : loader.datasets) {
+      if ((which == 1 ? d.valid : d.test).num_samples() == 0)
+        fail_file(d.prefix + ".idx", std::string("the ") + (which == 1 ? "validation" : "test") +
+                                         " split of dataset \"" + d.name +
+                                         "\" holds no sample; Megatron's blend needs one");
+    }
+    BlendIndices& stream = loader.eval_stream[size_t(which)];
+    if (loader.datasets.size() == 1 && !o.weighted) {
+      stream.dataset_index.assign(size_t(size), 0);
+      stream.dataset_sample_index.resize(size_t(size));
+      for (int64_t k = 0; k < size; ++k) stream.dataset_sample_index[size_t(k)] = k;
+    } else {
+      const BlendPlan plan = plan_blend(raw, size, o.surplus);
+      stream = build_blending_indices(plan.weights, plan.size);
+    }
+  }
+}
+
 void validate_options(const LoaderOptions& o) {
   if (o.sources.empty()) fail("data: no datasets given");
   if (o.sources.size() > 32766) fail("data: at most 32766 datasets");
@@ -308,20 +336,32 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     d.train_epochs.push_back(
         build_train_epochs(options, d, loader.state.sources[d.state].planned_samples, 0));
 
-    std::vector<int32_t> valid_documents;
-    for (int64_t s = bounds[1]; s < bounds[2]; ++s) valid_documents.push_back(int32_t(s));
-    int64_t valid_tokens = 0;
-    for (int32_t s : valid_documents) valid_tokens += d.lengths[size_t(s)];
-    const int64_t extra = options.add_extra_token ? 1 : 0;
-    const bool partial = !options.drop_last_partial_validation_sequence;
-    if (options.valid_samples > 0 && valid_tokens - extra >= (partial ? 1 : options.seq_length)) {
-      GptIndicesConfig config{.num_samples = options.valid_samples,
+    // Validation (1) and test (2) indices.  Megatron's accounting sizes them as its builder sizes
+    // the valid and test splits (a blended source by its plan_blend share); otherwise validation
+    // wants valid_samples per source and there is no test split.  Only the validation split may
+    // keep a partial last sample (drop_last_partial_validation_sequence).
+    for (int which : {1, 2}) {
+      const int64_t size = which == 1 ? options.valid_samples : options.test_samples;
+      if (size <= 0 || (which == 2 && !options.megatron_eval)) continue;
+      const bool lone =
+          !options.megatron_eval || (options.sources.size() == 1 && !options.weighted);
+      const int64_t wanted = lone ? size : plan_blend(raw, size, options.surplus).num_samples[i];
+      std::vector<int32_t> documents;
+      for (int64_t s = bounds[size_t(which)]; s < bounds[size_t(which) + 1]; ++s)
+        documents.push_back(int32_t(s));
+      int64_t tokens = 0;
+      for (int32_t s : documents) tokens += d.lengths[size_t(s)];
+      const int64_t extra = options.add_extra_token ? 1 : 0;
+      const bool partial = which == 1 && !options.drop_last_partial_validation_sequence;
+      if (tokens - extra < (partial ? 1 : options.seq_length)) continue;
+      GptIndicesConfig config{.num_samples = wanted,
                               .seq_length = options.seq_length,
                               .seed = options.seed,
                               .add_extra_token = options.add_extra_token,
                               .drop_last_partial_sequence = !partial};
-      d.valid = load_or_build_gpt_indices(cache_dir_for(options, d.prefix), d.prefix, "valid",
-                                          d.lengths, valid_documents, config);
+      (which == 1 ? d.valid : d.test) =
+          load_or_build_gpt_indices(cache_dir_for(options, d.prefix), d.prefix,
+                                    which == 1 ? "valid" : "test", d.lengths, documents, config);
     }
     loader.datasets.push_back(std::move(d));
   }
@@ -342,6 +382,7 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     for (LoaderSourceState& s : loader.state.sources) s.segment_start = s.consumed;
   }
   loader.sample.resize(sample_tokens(options));
+  if (options.megatron_eval) build_eval_streams(loader, raw);
   loader.batch.reserve(size_t(options.global_batch_size));
   if (resume && same_blend && resume->next_batch_hash) {
     const uint64_t now = loader_next_batch_hash(loader);
@@ -396,6 +437,37 @@ LoaderState loader_checkpoint_state(Loader& loader) {
   LoaderState state = loader.state;
   state.next_batch_hash = loader_next_batch_hash(loader);
   return state;
+}
+
+std::pair<int64_t, int64_t> megatron_eval_samples(int64_t train_iters, int64_t eval_interval,
+                                                  int64_t eval_iters, int64_t global_batch_size) {
+  const int64_t eval_points = train_iters / eval_interval + 1;
+  return {eval_points * eval_iters * global_batch_size, eval_iters * global_batch_size};
+}
+
+int64_t loader_eval_stream_size(const Loader& loader, int which) {
+  check(which == 1 || which == 2, "loader: eval stream 1 (validation) or 2 (test)");
+  return int64_t(loader.eval_stream[size_t(which)].dataset_index.size());
+}
+
+void loader_read_eval_stream(Loader& loader, int which, int64_t first, int32_t* inputs,
+                             int32_t* targets) {
+  const int64_t n = loader_eval_stream_size(loader, which);
+  check(n > 0, "loader: no evaluation stream");
+  const BlendIndices& stream = loader.eval_stream[size_t(which)];
+  const size_t B = size_t(loader.options.micro_batch_size);
+  const size_t T = size_t(loader.options.seq_length);
+  const bool partial = which == 1 && !loader.options.drop_last_partial_validation_sequence;
+  for (size_t b = 0; b < B; ++b) {
+    const size_t i = size_t((first + int64_t(b)) % n);
+    const LoaderDataset& data = loader.datasets[size_t(stream.dataset_index[i])];
+    const GptIndices& indices = which == 1 ? data.valid : data.test;
+    // Megatron's mid-level datasets hold at least their share; wrap only as a guard.
+    const int64_t k = stream.dataset_sample_index[i] % int64_t(indices.num_samples());
+    const size_t filled = read_gpt_sample(data, indices, k, loader.options, partial,
+                                          loader.sample.data(), loader.sample.size());
+    sample_to_inputs_targets(loader.sample.data(), filled, T, inputs + b * T, targets + b * T);
+  }
 }
 
 size_t loader_valid_samples(const Loader& loader, size_t d) {

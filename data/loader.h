@@ -68,6 +68,12 @@ struct LoaderOptions {
   // (RampupBatchsizeNumMicroBatchesCalculator).  Sample g is the same sample either way; only the
   // step boundaries move.  Empty: G from the start.
   std::vector<int64_t> rampup_batch_size;
+  // Megatron's accounting of validation and test: valid_samples and test_samples are the split
+  // sizes its builder is asked for ((train_iters / eval_interval + 1) x eval_iters x G and
+  // eval_iters x G); a blended source builds its plan_blend share of them, and each split is read
+  // as one blended stream (loader_read_eval_stream).  false: valid_samples per source, no test.
+  bool megatron_eval = false;
+  int64_t test_samples = 0;
   int dp_rank = 0, dp_size = 1;
   size_t vocab_size = 0;  // ids >= this are an error naming the dataset (0: no check)
   std::string cache_dir;  // index cache; "" = <folder of each prefix>/cache
@@ -110,6 +116,7 @@ struct LoaderDataset {
   std::vector<int32_t> train_documents{};  // the sequences of the train split
   std::vector<GptIndices> train_epochs{};  // block 0: Megatron's indices; then seed + b for block b
   GptIndices valid{};                      // empty when the split gives validation nothing
+  GptIndices test{};                       // built only with Megatron's accounting
   size_t state = 0;                        // its entry in Loader::state.sources
 };
 
@@ -118,6 +125,7 @@ struct Loader {
   std::vector<LoaderDataset> datasets;  // the configured sources, in order
   std::vector<double> weights;          // their blend weights, normalized as Megatron does
   LoaderState state;
+  BlendIndices eval_stream[3];   // Megatron's accounting: [1] validation, [2] test streams
   std::vector<SampleRef> batch;  // the global batch planned by loader_next_batch
   std::vector<int64_t> taken;    // scratch: samples per dataset in the current segment
   std::vector<int32_t> sample;   // scratch: T + 1 tokens
@@ -160,6 +168,18 @@ LoaderState loader_checkpoint_state(Loader& loader);
 // Validation samples [first, first + B) of dataset d's validation split (wrapping around), as
 // inputs and targets (B, T).  Valid only when loader_valid_samples(loader, d) > 0.
 size_t loader_valid_samples(const Loader& loader, size_t d);
+// Megatron's accounting: the length of the blended validation (which = 1) or test (2) stream (0:
+// none), and its samples [first, first + B) as inputs and targets (B, T).  Evaluation k of a run
+// reads samples [k x eval_iters x G, + eval_iters x G) of the validation stream, as Megatron's
+// valid iterator goes on from one evaluation to the next; the test pass reads [0, eval_iters x G).
+int64_t loader_eval_stream_size(const Loader& loader, int which);
+// Megatron's get_train_valid_test_num_samples (megatron/training/training.py at 0b9bc2088b6d):
+// {validation, test} samples of a run of train_iters steps evaluated every eval_interval steps
+// (and at the end) over eval_iters global batches of G.
+std::pair<int64_t, int64_t> megatron_eval_samples(int64_t train_iters, int64_t eval_interval,
+                                                  int64_t eval_iters, int64_t global_batch_size);
+void loader_read_eval_stream(Loader& loader, int which, int64_t first, int32_t* inputs,
+                             int32_t* targets);
 void loader_read_valid(Loader& loader, size_t d, int64_t first, int32_t* inputs, int32_t* targets);
 
 // Megatron's split: "969,30,1" -> normalized shares (parse_and_normalize_split), and the

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -473,6 +474,53 @@ TEST(Loader, RampupKeepsTheSampleOrderAndResumesMidRamp) {
   EXPECT_EQ(loader_batch_size(second), 8);
   for (auto& sample : run_steps(second, int(steps) - 11)) resumed.push_back(sample);
   EXPECT_EQ(resumed, got);
+}
+
+// Megatron's accounting: the validation and test splits sized as its builder is asked
+// ((train_iters / eval_interval + 1) x eval_iters x G, eval_iters x G), each source building its
+// plan_blend share, read as BlendedDataset's stream over the sources.
+TEST(Loader, MegatronEvalAccountingReadsTheBlendedValidAndTestStreams) {
+  // train_iters 100, eval_interval 10, eval_iters 5, G 8: 11 evaluation points.
+  EXPECT_EQ(megatron_eval_samples(100, 10, 5, 8), (std::pair<int64_t, int64_t>{440, 40}));
+  EXPECT_EQ(megatron_eval_samples(99, 10, 5, 8), (std::pair<int64_t, int64_t>{400, 40}));
+  Fixture f;
+  LoaderOptions o =
+      f.options({{"ja", f.make("ja", 400, 0), 0.7}, {"en", f.make("en", 300, 10000), 0.3}});
+  o.split = "80,10,10";
+  o.megatron_eval = true;
+  std::tie(o.valid_samples, o.test_samples) = megatron_eval_samples(20, 10, 2, 8);
+  ASSERT_EQ(o.valid_samples, 48);
+  Loader loader = loader_open(o);
+  const std::vector<double> raw = {0.7, 0.3};
+  const char* names[] = {"ja", "en"};
+  const int64_t B = o.micro_batch_size, T = o.seq_length;
+  std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+  for (int which : {1, 2}) {
+    const int64_t size = which == 1 ? o.valid_samples : o.test_samples;
+    const BlendPlan plan = plan_blend(raw, size);
+    EXPECT_EQ(loader_eval_stream_size(loader, which), plan.size);
+    const BlendIndices blend = build_blending_indices(plan.weights, plan.size);
+    std::vector<MegatronSplit> want;
+    for (size_t d = 0; d < 2; ++d)
+      want.emplace_back(
+          f.docs[names[d]], o.split, which,
+          GptIndicesConfig{
+              .num_samples = plan.num_samples[d], .seq_length = o.seq_length, .seed = o.seed});
+    EXPECT_GT(loader.datasets[0].test.num_samples(), 0u);
+    for (int64_t first = 0; first + B <= plan.size; first += B) {
+      loader_read_eval_stream(loader, which, first, inputs.data(), targets.data());
+      for (int64_t b = 0; b < B; ++b) {
+        const size_t i = size_t(first + b);
+        const size_t d = size_t(blend.dataset_index[i]);
+        expect_inputs_targets(want[d].sample(blend.dataset_sample_index[i]), T,
+                              inputs.data() + b * T, targets.data() + b * T,
+                              "split " + std::to_string(which) + " sample " + std::to_string(i));
+      }
+    }
+  }
+  // The numbers: 48 validation samples blend 34 + 15 (ceil 33.6, ceil 14.4), built 35 and 16.
+  EXPECT_EQ(loader_eval_stream_size(loader, 1), 49);
+  EXPECT_EQ(loader_eval_stream_size(loader, 2), 17);
 }
 
 TEST(Loader, DataParallelRanksSplitTheSameGlobalBatch) {
