@@ -1,7 +1,8 @@
 // cli/generate_command.cpp — `hibari generate`: KV-cached sampling from a Hugging Face directory or
 // a hibari checkpoint (infer/).  Prompts are batched together.  One prompt: its text streams to
-// stdout as soon as it decodes to whole characters; several: each completion is printed when it
-// ends, in prompt order.  stderr gets the token counts and prefill / decode throughput.
+// stdout as it becomes final (infer/stream_decoder.h); several: each completion is printed when it
+// ends, in prompt order.  --output jsonl: one JSON object per prompt, in prompt order, and nothing
+// else on stdout.  stderr gets the token counts and prefill / decode throughput.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
@@ -19,13 +20,14 @@
 #include "infer/decoder.h"
 #include "infer/generate.h"
 #include "infer/model_loader.h"
+#include "infer/stream_decoder.h"
 
 namespace hibari::cli {
 
 namespace {
 
 struct GenerateArgs {
-  std::string model, tokenizer, prompts_file, system;
+  std::string model, tokenizer, prompts_file, system, output = "text";
   std::vector<std::string> prompts;
   size_t max_new_tokens = 128, top_k = 0;
   double temperature = 0.0, top_p = 1.0;
@@ -76,13 +78,19 @@ void add_stop(std::vector<int32_t>& stop, std::optional<int32_t> id) {
   if (id && std::find(stop.begin(), stop.end(), *id) == stop.end()) stop.push_back(*id);
 }
 
-// Text of `ids` that is complete: decoding stops short of a trailing partial UTF-8 character
-// (shown as U+FFFD by the decoder) so streamed output never prints half a character.
-std::string decodable_prefix(const std::string& text) {
-  const std::string replacement = "\xEF\xBF\xBD";
-  if (text.size() >= 3 && text.compare(text.size() - 3, 3, replacement) == 0)
-    return text.substr(0, text.size() - 3);
-  return text;
+// One --output jsonl line.  generate ends a sequence at a stop token (left out of its tokens) or
+// at max_new_tokens, so a sequence shorter than that ended at a stop token.
+std::string jsonl_line(const std::string& prompt, size_t prompt_tokens,
+                       const std::vector<int32_t>& ids, const std::string& text,
+                       size_t max_new_tokens) {
+  nlohmann::ordered_json j;
+  j["prompt"] = prompt;
+  j["text"] = text;
+  j["token_ids"] = ids;
+  j["finish_reason"] = ids.size() < max_new_tokens ? "stop" : "length";
+  j["prompt_tokens"] = prompt_tokens;
+  // A prompt given on the command line need not be UTF-8; its stray bytes become U+FFFD.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 void run_generate(const GenerateArgs& a) {
@@ -149,36 +157,40 @@ void run_generate(const GenerateArgs& a) {
       .stop_tokens = stop};
 
   // Output: one prompt streams; several print whole completions in prompt order as they end.
+  const bool jsonl = a.output == "jsonl";
   std::vector<std::vector<int32_t>> produced(prompts.size());
   std::vector<uint8_t> finished(prompts.size(), 0);
-  size_t printed_prompts = 0, printed_chars = 0;
+  size_t printed_prompts = 0;
   GenerateCallbacks callbacks;
-  const bool streaming = prompts.size() == 1;
+  const bool streaming = prompts.size() == 1 && !jsonl;
+  StreamDecoder stream;
+  stream.tokenizer = &tokenizer;
+  auto write = [](const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
   callbacks.on_token = [&](size_t i, int32_t token) {
     produced[i].push_back(token);
-    if (!streaming) return;
-    const std::string text = decodable_prefix(tokenizer.decode(produced[i], true));
-    if (text.size() > printed_chars) {
-      std::fwrite(text.data() + printed_chars, 1, text.size() - printed_chars, stdout);
-      std::fflush(stdout);
-      printed_chars = text.size();
+    if (streaming) {
+      const std::string piece = stream_decoder_push(stream, token);
+      if (!piece.empty()) write(piece);
     }
   };
   callbacks.on_done = [&](size_t i) {
     finished[i] = 1;
     if (streaming) {
-      const std::string text = tokenizer.decode(produced[i], true);
-      if (text.size() > printed_chars)
-        std::fwrite(text.data() + printed_chars, 1, text.size() - printed_chars, stdout);
-      std::fputs("\n", stdout);
-      std::fflush(stdout);
+      write(stream_decoder_finish(stream) + "\n");
       return;
     }
     while (printed_prompts < prompts.size() && finished[printed_prompts]) {
       const size_t p = printed_prompts++;
-      std::printf("--- %zu ---\n%s\n", p + 1, tokenizer.decode(produced[p], true).c_str());
+      const std::string text = tokenizer.decode(produced[p], true);
+      if (jsonl) {
+        write(jsonl_line(texts[p], prompts[p].size(), produced[p], text, a.max_new_tokens));
+      } else {
+        write("--- " + std::to_string(p + 1) + " ---\n" + text + "\n");
+      }
     }
-    std::fflush(stdout);
   };
   GenerateStats stats;
   generate(decoder, prompts, options, callbacks, &stats);
@@ -219,6 +231,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.json / tokenizer.model (default: found next to the model)");
   cmd->add_option("--threads", args->threads, "OpenMP threads (0: the default policy)");
+  cmd->add_option("--output", args->output,
+                  "text: one prompt streams, several print as '--- N ---' blocks; jsonl: one JSON "
+                  "object per prompt (prompt, text, token_ids, finish_reason, prompt_tokens)")
+      ->check(CLI::IsMember({"text", "jsonl"}))
+      ->capture_default_str();
   cmd->callback([args] { run_generate(*args); });
 }
 

@@ -55,7 +55,12 @@ std::string stream_decoder_push(StreamDecoder& s, int32_t id) {
   const TextTokenizer& t = *s.tokenizer;
   const std::string text = t.decode(s.ids, s.skip_special_tokens);
   size_t run_start = s.ids.size();
-  while (run_start > 0 && is_byte_token(t, s.ids[run_start - 1])) --run_start;
+  // A token that decodes to nothing alone (a skipped special token) does not end the run: the
+  // decoders never see it, so the bytes on both sides of it form one run.
+  auto in_run = [&](int32_t id) {
+    return is_byte_token(t, id) || t.decode({id}, s.skip_special_tokens).empty();
+  };
+  while (run_start > 0 && in_run(s.ids[run_start - 1])) --run_start;
   std::string stable = text;
   if (run_start < s.ids.size()) {
     const std::vector<int32_t> before(s.ids.begin(), s.ids.begin() + ptrdiff_t(run_start));

