@@ -1,7 +1,10 @@
 // cli/convert_command.cpp — `hibari convert`: a Hugging Face model directory or a hibari checkpoint
 // read into hibari's flat parameter buffer and written back out (as Hugging Face, for now),
-// optionally with another
-// dtype, shard size or a grown vocabulary.
+// optionally with another dtype, shard size or a grown vocabulary.  The output is a directory
+// `hibari generate` and transformers load as it is: the source's config.json keys are kept
+// (model/hf_weights.h, hf_config_text) and the tokenizer files found beside the source are copied.
+#include <toml++/toml.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -13,9 +16,10 @@
 #include "checkpoint/native_checkpoint.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/text_tokenizer.h"
 #include "model/config.h"
-#include "model/params.h"
 #include "model/hf_weights.h"
+#include "model/params.h"
 
 namespace hibari::cli {
 
@@ -26,6 +30,92 @@ struct ConvertArgs {
   size_t resize_vocab = 0;
   uint64_t resize_seed = 0;
 };
+
+namespace fs = std::filesystem;
+
+// The files of a Hugging Face tokenizer (and the generation defaults) that belong beside the
+// weights; copied when present.
+const char* const kTokenizerFiles[] = {
+    "tokenizer.json",    "tokenizer.model",     "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "chat_template.jinja", "generation_config.json"};
+
+// The source's tokenizer: the directory `hibari generate --model FROM` takes it from (FROM, then
+// the two directories above it: a checkpoint's root and run directory), else for a checkpoint its
+// run.toml's [data].tokenizer (relative paths taken from the working directory, as the run file's
+// own directory is not recorded).  `file` is the tokenizer.json / .model; `dir` holds the files
+// that go with it.  Both empty when there is none.
+struct TokenizerSource {
+  std::string file, dir;
+};
+
+TokenizerSource find_tokenizer(const std::string& from, const std::string& run_toml) {
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(from), ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  for (int up = 0; up < 3; ++up) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model"})
+      if (fs::is_regular_file(p / name, ec)) return {(p / name).string(), p.string()};
+    if (!p.has_parent_path() || p.parent_path() == p) break;
+    p = p.parent_path();
+  }
+  if (run_toml.empty()) return {};
+  std::string named;
+  try {
+    const toml::table run = toml::parse(run_toml);
+    named = run["data"]["tokenizer"].value_or(std::string());
+  } catch (const toml::parse_error&) {
+    return {};  // the trainer read this file; a checkpoint whose copy does not parse has no
+                // tokenizer
+  }
+  if (named.empty()) return {};
+  if (fs::is_directory(named, ec)) {
+    const TextTokenizer t = load_text_tokenizer(named);
+    return {t.path(), named};
+  }
+  if (fs::is_regular_file(named, ec)) return {named, fs::path(named).parent_path().string()};
+  std::fprintf(stderr, "hibari: the checkpoint's run.toml names the tokenizer %s, not found here\n",
+               named.c_str());
+  return {};
+}
+
+// README.md of a --resize-vocab output: does the copied tokenizer (`tokens` tokens, copied from
+// `source` as `name`; none when source is empty) fit the new embedding?  `summary`: one line.
+std::string resize_readme(const ConvertArgs& args, size_t old_vocab, size_t new_vocab,
+                          const std::string& source, const std::string& name, size_t tokens,
+                          std::string& summary) {
+  std::string text = "# " + fs::path(args.output).filename().string() +
+                     "\n\nWritten by `hibari convert --resize-vocab " + std::to_string(new_vocab) +
+                     "` from `" + args.from +
+                     "`: model.embed_tokens (and lm_head when untied) grew from " +
+                     std::to_string(old_vocab) + " to " + std::to_string(new_vocab) +
+                     " rows; each new row is the mean of the old rows plus small noise (seed " +
+                     std::to_string(args.resize_seed) + ").\n\n## Tokenizer\n\n";
+  if (source.empty()) {
+    summary = "no tokenizer was found beside " + args.from;
+    return text +
+           "No tokenizer was found beside the source, so none was copied. Put the "
+           "tokenizer with " +
+           std::to_string(new_vocab) + " tokens here before `hibari generate`.\n";
+  }
+  text += "`" + name + "` (copied from `" + source + "`) has " + std::to_string(tokens) +
+          " tokens; the embedding has " + std::to_string(new_vocab) + " rows.\n\n";
+  if (tokens == new_vocab) {
+    summary = "the copied " + name + " matches the resized embedding";
+    return text + "They match.\n";
+  }
+  summary = "the copied " + name + " has " + std::to_string(tokens) +
+            " tokens, the resized embedding " + std::to_string(new_vocab) + " rows";
+  if (tokens < new_vocab)
+    return text + "They do not match: rows " + std::to_string(tokens) + " to " +
+           std::to_string(new_vocab - 1) +
+           " belong to no token of this tokenizer. Replace the tokenizer files here with the "
+           "extended tokenizer (`hibari tokenizer extend` writes one) before training or "
+           "generating with the new tokens.\n";
+  return text +
+         "They do not match: the tokenizer has more tokens than the embedding has rows, "
+         "and `hibari generate` refuses it. Convert again with --resize-vocab " +
+         std::to_string(tokens) + " or more.\n";
+}
 
 void run_convert(const ConvertArgs& args) {
   if (args.to != "hf") fail("--to " + args.to + ": only 'hf' is supported so far");
@@ -52,6 +142,9 @@ void run_convert(const ConvertArgs& args) {
     for (const std::string& note : notes) std::fprintf(stderr, "hibari: %s\n", note.c_str());
     if (checkpoint) from = checkpoint->dir;
   }
+  std::string run_toml;
+  if (checkpoint && checkpoint->text_files.count("run.toml"))
+    run_toml = checkpoint->text("run.toml");
   checkpoint.reset();
   const std::string config_path = (std::filesystem::path(from) / "config.json").string();
   if (!std::filesystem::exists(config_path)) {
@@ -62,16 +155,47 @@ void run_convert(const ConvertArgs& args) {
   std::vector<float> params(layout.total);
   load_hf_weights(layout, params.data(), config, from);
 
-  if (args.resize_vocab > 0 && args.resize_vocab != config.vocab_size) {
-    std::vector<float> grown;
-    config =
-        resize_vocab(config, layout, params.data(), args.resize_vocab, args.resize_seed, grown);
-    layout = llama_parameter_layout(config);
-    params.swap(grown);
+  HfCarryOver carry;
+  carry.config_path = config_path;
+  const TokenizerSource tokenizer = find_tokenizer(from, run_toml);
+  std::string tokenizer_name;
+  size_t tokenizer_tokens = 0;
+  if (!tokenizer.file.empty()) {
+    // The tokenizer under the name `generate` looks for; the files that go with it as they are.
+    const TextTokenizer loaded = load_text_tokenizer(tokenizer.file);
+    tokenizer_tokens = loaded.vocab_size();
+    tokenizer_name = loaded.is_sentencepiece() ? "tokenizer.model" : "tokenizer.json";
+    const std::string& name = tokenizer_name;
+    carry.files.push_back({tokenizer.file, name});
+    for (const char* other : kTokenizerFiles) {
+      const fs::path path = fs::path(tokenizer.dir) / other;
+      if (other != name && other != std::string("generation_config.json") &&
+          fs::is_regular_file(path))
+        carry.files.push_back({path.string(), other});
+    }
   }
-  save_hf_weights(layout, params.data(), config, args.output, options);
+  // generation_config.json belongs to the model: only the source directory's own is taken.
+  if (fs::is_regular_file(fs::path(from) / "generation_config.json"))
+    carry.files.push_back(
+        {(fs::path(from) / "generation_config.json").string(), "generation_config.json"});
+  std::string summary;
+  if (args.resize_vocab > 0) {
+    const size_t old_vocab = config.vocab_size;
+    if (args.resize_vocab != config.vocab_size) {
+      std::vector<float> grown;
+      config =
+          resize_vocab(config, layout, params.data(), args.resize_vocab, args.resize_seed, grown);
+      layout = llama_parameter_layout(config);
+      params.swap(grown);
+    }
+    carry.readme = resize_readme(args, old_vocab, config.vocab_size, tokenizer.file, tokenizer_name,
+                                 tokenizer_tokens, summary);
+  }
+  save_hf_weights(layout, params.data(), config, args.output, options, carry);
   std::printf("wrote %s (%zu parameters, vocab_size %zu, %s)\n", args.output.c_str(), layout.total,
               config.vocab_size, st_dtype_name(options.dtype));
+  if (!summary.empty())
+    std::fprintf(stderr, "hibari: %s (see %s/README.md)\n", summary.c_str(), args.output.c_str());
 }
 
 }  // namespace

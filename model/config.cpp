@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -60,6 +62,13 @@ cpu::RopeScaling rope_scaling_from_json(const json& j, const std::string& source
   if (s.high_freq_factor <= s.low_freq_factor)
     fail_file(source, "rope_scaling needs high_freq_factor > low_freq_factor");
   return s;
+}
+
+// A whole number as a JSON integer (a length read as double must not come back as 8192.0, which
+// some loaders refuse), anything else as a float.
+json json_number(double v) {
+  if (v >= 0 && v < 9.0e15 && v == std::floor(v)) return int64_t(v);
+  return v;
 }
 
 }  // namespace
@@ -152,12 +161,12 @@ json model_config_to_json(const ModelConfig& c) {
             {"mlp_bias", false},
             {"torch_dtype", "float32"}};
   if (c.rope_scaling.factor > 0) {
-    j["rope_scaling"] = {
-        {"rope_type", "llama3"},
-        {"factor", c.rope_scaling.factor},
-        {"low_freq_factor", c.rope_scaling.low_freq_factor},
-        {"high_freq_factor", c.rope_scaling.high_freq_factor},
-        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings",
+                          json_number(c.rope_scaling.original_max_position_embeddings)}};
   } else {
     j["rope_scaling"] = nullptr;
   }

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "core/error.h"
@@ -96,33 +98,80 @@ void load_hf_weights(const ParameterLayout& layout, float* params, const ModelCo
   }
 }
 
-void save_hf_weights(const ParameterLayout& layout, const float* params, const ModelConfig& config,
-                     const std::string& out_dir, const HfSaveOptions& options) {
-  const char* torch_dtype = nullptr;
-  switch (options.dtype) {
+namespace {
+
+const char* torch_dtype_name(StDtype dtype, const std::string& where) {
+  switch (dtype) {
     case StDtype::F32:
-      torch_dtype = "float32";
-      break;
+      return "float32";
     case StDtype::BF16:
-      torch_dtype = "bfloat16";
-      break;
+      return "bfloat16";
     case StDtype::F16:
-      torch_dtype = "float16";
-      break;
+      return "float16";
     default:
-      fail_file(out_dir, std::string("cannot save weights as ") + st_dtype_name(options.dtype));
+      fail_file(where, std::string("cannot save weights as ") + st_dtype_name(dtype));
   }
+}
+
+// `ours` laid over `base`: objects merge key by key; a value equal to base's keeps base's form
+// (64 stays 64, 1e-05 stays as written), except that a whole number written as a float in base
+// becomes the integer hibari writes; null (hibari has nothing to say) keeps base's value.
+nlohmann::ordered_json overlay(const nlohmann::ordered_json& base,
+                               const nlohmann::ordered_json& ours) {
+  if (base.is_object() && ours.is_object()) {
+    nlohmann::ordered_json out = base;
+    for (const auto& [key, value] : ours.items())
+      out[key] = base.contains(key) ? overlay(base[key], value) : value;
+    return out;
+  }
+  if (ours.is_null()) return base;
+  if (base != ours) return ours;
+  return base.is_number_float() && ours.is_number_integer() ? ours : base;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail_file(path, "cannot be read");
+  return text.str();
+}
+
+}  // namespace
+
+std::string hf_config_text(const ModelConfig& config, StDtype dtype, const std::string& source_text,
+                           const std::string& source_path) {
+  const char* torch_dtype = torch_dtype_name(dtype, source_path);
+  nlohmann::ordered_json ours = nlohmann::ordered_json::parse(model_config_to_json(config).dump());
+  ours["torch_dtype"] = torch_dtype;
+  if (source_text.empty()) return ours.dump(2) + "\n";
+  nlohmann::ordered_json base = nlohmann::ordered_json::parse(source_text, nullptr, false);
+  if (base.is_discarded() || !base.is_object()) fail_file(source_path, "malformed JSON");
+  nlohmann::ordered_json out = overlay(base, ours);
+  if (out.contains("dtype")) out["dtype"] = torch_dtype;  // transformers >= 4.56 writes this name
+  return out.dump(2) + "\n";
+}
+
+void save_hf_weights(const ParameterLayout& layout, const float* params, const ModelConfig& config,
+                     const std::string& out_dir, const HfSaveOptions& options,
+                     const HfCarryOver& carry) {
+  const std::string source_config =
+      carry.config_path.empty() ? std::string() : read_text(carry.config_path);
+  const std::string config_text =
+      hf_config_text(config, options.dtype, source_config,
+                     carry.config_path.empty() ? out_dir : carry.config_path);
   AtomicDir dir(out_dir);
 
-  nlohmann::json cfg = model_config_to_json(config);
-  cfg["torch_dtype"] = torch_dtype;
-  write_file_atomic(dir.file("config.json"), cfg.dump(2) + "\n");
+  write_file_atomic(dir.file("config.json"), config_text);
   // What transformers' GenerationConfig.from_model_config keeps of a Llama config.
   nlohmann::json gen = {{"_from_model_config", true}};
   if (config.bos_token_id >= 0) gen["bos_token_id"] = config.bos_token_id;
   if (config.eos_token_ids.size() == 1) gen["eos_token_id"] = config.eos_token_ids[0];
   if (config.eos_token_ids.size() > 1) gen["eos_token_id"] = config.eos_token_ids;
   write_file_atomic(dir.file("generation_config.json"), gen.dump(2) + "\n");
+  for (const auto& [path, name] : carry.files) write_file_atomic(dir.file(name), read_text(path));
+  if (!carry.readme.empty()) write_file_atomic(dir.file("README.md"), carry.readme);
 
   std::vector<SafeTensorOut> tensors;
   for (const ParamInfo& p : layout.params) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoint/safetensors.h"
@@ -34,11 +35,30 @@ struct HfSaveOptions {
   size_t max_shard_bytes = 5000000000;  // transformers' default "5GB"
 };
 
-// Writes config.json, generation_config.json and the safetensors (sharded with an index above
-// max_shard_bytes) into `out_dir`, atomically: everything goes to a temporary sibling directory
-// that is renamed to out_dir at the end.  out_dir must not exist or be an empty directory.
+// What a conversion carries from the source directory besides the weights.
+struct HfCarryOver {
+  std::string config_path;  // the source's config.json (hf_config_text); empty: none
+  // (source path, name in the output): copied unchanged (tokenizer files); a
+  // generation_config.json among them replaces the one save_hf_weights writes.
+  std::vector<std::pair<std::string, std::string>> files;
+  std::string readme;  // README.md of the output; empty: none
+};
+
+// Writes config.json, generation_config.json, the safetensors (sharded with an index above
+// max_shard_bytes) and what `carry` names into `out_dir`, atomically: everything goes to a
+// temporary sibling directory that is renamed to out_dir at the end.  out_dir must not exist or be
+// an empty directory.
 void save_hf_weights(const ParameterLayout& layout, const float* params, const ModelConfig& config,
-                     const std::string& out_dir, const HfSaveOptions& options);
+                     const std::string& out_dir, const HfSaveOptions& options,
+                     const HfCarryOver& carry = {});
+
+// The config.json text for `config` saved as `dtype`.  With a source config.json (its text, read
+// from source_path) the source's keys, their order and their JSON types are kept: keys hibari does
+// not model (pad_token_id, use_cache, ...) unchanged, and a field hibari models is rewritten only
+// where its value differs (vocab_size after --resize-vocab; torch_dtype / dtype); keys the source
+// lacks are added.  A whole number stays an integer (8192, never 8192.0).
+std::string hf_config_text(const ModelConfig& config, StDtype dtype, const std::string& source_text,
+                           const std::string& source_path);
 
 // "5GB", "500MB", "2GiB", "1000": bytes, with Hugging Face's units (KB/MB/GB are powers of 10,
 // KiB/MiB/GiB powers of 2).  `what` names the value in the error.

@@ -1,22 +1,25 @@
 // `hibari convert --from HF_DIR --to hf --output OUT`, run as a user runs it: F32 in, F32 out is
 // bit-identical tensor by tensor (sharded or not); BF16 -> F32 -> BF16 is too; --resize-vocab grows
-// the vocabulary and keeps the old rows; bad input is one line on stderr naming the file, exit
-// code 1, and nothing at OUT.
+// the vocabulary and keeps the old rows; the source's config.json keys and integer types survive;
+// the tokenizer files beside the source are copied (and --resize-vocab's README says whether the
+// tokenizer fits); bad input is one line on stderr naming the file, exit code 1, and nothing at
+// OUT.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "checkpoint/safetensors.h"
 #include "model/config.h"
+#include "model/hf_weights.h"
 #include "model/params.h"
 #include "tests/cli/run_hibari.h"
 #include "tests/scratch_dir.h"
-#include "model/hf_weights.h"
 
 namespace hibari {
 namespace {
@@ -109,6 +112,127 @@ TEST(ConvertCommand, ResizeVocab) {
     if (t.shape[0] == 40) continue;
     EXPECT_EQ(a.read_f32(t.name), b.read_f32(t.name)) << t.name;
   }
+}
+
+// config.json as transformers writes a Llama 3.1-style model: keys hibari does not model, a
+// rope_scaling whose lengths are integers, an integer rope_theta, the source's dtype.
+TEST(ConvertCommand, KeepsConfigKeysAndIntegers) {
+  test::ScratchDir dir("convert_command");
+  const std::string in = dir.file("in"), out = dir.file("out");
+  write_model(in, StDtype::F32, 5000000000);
+  nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(kConfig);
+  cfg["pad_token_id"] = 0;
+  cfg["use_cache"] = true;
+  cfg["torch_dtype"] = "bfloat16";
+  cfg["transformers_version"] = "4.44.0";
+  cfg["rope_theta"] = 500000;
+  cfg["rope_scaling"] = {{"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 64},
+                         {"rope_type", "llama3"}};
+  test::write_file(fs::path(in) / "config.json", cfg.dump(2));
+  const CommandResult r = run_hibari(dir.path, "convert --from " + in + " --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = test::read_file(fs::path(out) / "config.json");
+  EXPECT_NE(text.find("\"original_max_position_embeddings\": 64,"), std::string::npos) << text;
+  EXPECT_EQ(text.find("64.0"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"rope_theta\": 500000,"), std::string::npos) << text;
+  const nlohmann::ordered_json got = nlohmann::ordered_json::parse(text);
+  // every source key, in the source's order and with its value, but torch_dtype: f32 was written
+  cfg["torch_dtype"] = "float32";
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : got.items()) {
+    if (cfg.contains(key)) {
+      keys.push_back(key);
+      EXPECT_EQ(value.dump(), cfg[key].dump()) << key;
+    }
+  }
+  std::vector<std::string> source_keys;
+  for (const auto& [key, value] : cfg.items()) source_keys.push_back(key);
+  EXPECT_EQ(keys, source_keys);
+  EXPECT_TRUE(got["rope_scaling"]["original_max_position_embeddings"].is_number_integer());
+}
+
+// A BPE tokenizer.json of `n` single-letter tokens.
+void write_letter_tokenizer(const fs::path& path, int n) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int i = 0; i < n; ++i) vocab[std::string(1, char('0' + i))] = i;
+  nlohmann::json j = {{"version", "1.0"},
+                      {"truncation", nullptr},
+                      {"padding", nullptr},
+                      {"added_tokens", nlohmann::json::array()},
+                      {"normalizer", nullptr},
+                      {"pre_tokenizer", nullptr},
+                      {"post_processor", nullptr},
+                      {"decoder", nullptr},
+                      {"model",
+                       {{"type", "BPE"},
+                        {"dropout", nullptr},
+                        {"unk_token", nullptr},
+                        {"continuing_subword_prefix", nullptr},
+                        {"end_of_word_suffix", nullptr},
+                        {"fuse_unk", false},
+                        {"byte_fallback", false},
+                        {"vocab", vocab},
+                        {"merges", nlohmann::json::array()}}}};
+  test::write_file(path, j.dump());
+}
+
+TEST(ConvertCommand, CopiesTokenizerFiles) {
+  test::ScratchDir dir("convert_command");
+  const std::string in = dir.file("in"), out = dir.file("out");
+  write_model(in, StDtype::F32, 5000000000);
+  write_letter_tokenizer(fs::path(in) / "tokenizer.json", 40);
+  const std::map<std::string, std::string> files = {
+      {"tokenizer_config.json", R"({"bos_token": "<s>", "chat_template": "{{ x }}"})"},
+      {"special_tokens_map.json", R"({"bos_token": "<s>"})"},
+      {"generation_config.json", R"({"do_sample": true, "temperature": 0.6, "eos_token_id": 2})"},
+      {"tokenizer.model", "not really a sentencepiece model"}};
+  for (const auto& [name, text] : files) test::write_file(fs::path(in) / name, text);
+  const CommandResult r = run_hibari(dir.path, "convert --from " + in + " --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [name, text] : files) EXPECT_EQ(test::read_file(fs::path(out) / name), text);
+  EXPECT_EQ(test::read_file(fs::path(out) / "tokenizer.json"),
+            test::read_file(fs::path(in) / "tokenizer.json"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "README.md"));  // only --resize-vocab writes one
+}
+
+TEST(ConvertCommand, ResizeVocabReadmeSaysWhetherTheTokenizerFits) {
+  test::ScratchDir dir("convert_command");
+  const std::string in = dir.file("in");
+  write_model(in, StDtype::F32, 5000000000);
+  write_letter_tokenizer(fs::path(in) / "tokenizer.json", 44);
+  CommandResult r = run_hibari(
+      dir.path, "convert --from " + in + " --output " + dir.file("fits") + " --resize-vocab 44");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string readme = test::read_file(fs::path(dir.file("fits")) / "README.md");
+  EXPECT_NE(readme.find("`tokenizer.json` (copied from `" + in +
+                        "/tokenizer.json`) has 44 tokens; the embedding has 44 rows.\n\nThey "
+                        "match.\n"),
+            std::string::npos)
+      << readme;
+  EXPECT_NE(readme.find("grew from 40 to 44 rows"), std::string::npos) << readme;
+  EXPECT_NE(r.err.find("the copied tokenizer.json matches the resized embedding"),
+            std::string::npos)
+      << r.err;
+
+  r = run_hibari(dir.path,
+                 "convert --from " + in + " --output " + dir.file("short") + " --resize-vocab 48");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  readme = test::read_file(fs::path(dir.file("short")) / "README.md");
+  EXPECT_NE(readme.find("They do not match: rows 44 to 47 belong to no token"), std::string::npos)
+      << readme;
+  EXPECT_NE(r.err.find("the copied tokenizer.json has 44 tokens, the resized embedding 48 rows"),
+            std::string::npos)
+      << r.err;
+
+  fs::remove(fs::path(in) / "tokenizer.json");
+  r = run_hibari(dir.path,
+                 "convert --from " + in + " --output " + dir.file("none") + " --resize-vocab 48");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  readme = test::read_file(fs::path(dir.file("none")) / "README.md");
+  EXPECT_NE(readme.find("No tokenizer was found beside the source"), std::string::npos) << readme;
 }
 
 class ConvertBadInput : public testing::Test {

@@ -277,6 +277,43 @@ TEST(HfWeights, ParseByteSize) {
   EXPECT_NE(error_of([] { parse_byte_size("0", "x"); }), "");
 }
 
+// config.json with llama3 rope scaling: lengths are integers whether or not a source is given, and
+// a source's float-written length (an older hibari checkpoint's 8192.0) comes back as one.
+TEST(HfWeights, ConfigTextWritesIntegersAndKeepsSourceKeys) {
+  nlohmann::json j = nlohmann::json::parse(kConfig);
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
+  const ModelConfig config = model_config_from_json(j, "test config");
+  const nlohmann::json plain = nlohmann::json::parse(hf_config_text(config, StDtype::BF16, "", ""));
+  EXPECT_EQ(plain["rope_scaling"]["original_max_position_embeddings"].dump(), "8192");
+  EXPECT_EQ(plain["rope_scaling"]["factor"].dump(), "8.0");
+  EXPECT_EQ(plain["max_position_embeddings"].dump(), "64");
+  EXPECT_EQ(plain["torch_dtype"], "bfloat16");
+
+  j["rope_scaling"]["original_max_position_embeddings"] = 8192.0;
+  j["pad_token_id"] = nullptr;
+  j["dtype"] = "float32";
+  j["use_cache"] = false;
+  j["rope_theta"] = 10000;
+  j.erase("head_dim");
+  const nlohmann::json kept =
+      nlohmann::json::parse(hf_config_text(config, StDtype::BF16, j.dump(), "src/config.json"));
+  EXPECT_EQ(kept["rope_scaling"]["original_max_position_embeddings"].dump(), "8192");
+  EXPECT_TRUE(kept.contains("pad_token_id") && kept["pad_token_id"].is_null());
+  EXPECT_EQ(kept["use_cache"], false);
+  EXPECT_EQ(kept["rope_theta"].dump(), "10000");  // as the source wrote it
+  EXPECT_EQ(kept["dtype"], "bfloat16");
+  EXPECT_EQ(kept["torch_dtype"], "bfloat16");
+  EXPECT_EQ(kept["head_dim"], 8);  // the source left it to the default; hibari writes it
+  EXPECT_EQ(kept["eos_token_id"], nlohmann::json::array({2, 3}));
+
+  EXPECT_EQ(error_of([&] { hf_config_text(config, StDtype::F32, "{oops", "src/config.json"); }),
+            "src/config.json: malformed JSON");
+}
+
 int run(const std::string& cmd) {
   const int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
