@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/threads.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
@@ -23,9 +25,10 @@ namespace {
 
 struct EvalArgs {
   std::string model, tokenizer, tasks, num_fewshot = "0", data_dir, output, markdown;
+  std::string encoding, log_samples, mecab_dict = kDefaultUnidicDir;
   std::vector<std::string> task_dirs;
   size_t limit = 0, batch_size = 8, max_length = 0;
-  uint64_t seed = 1234;
+  uint64_t seed = 42;
   int threads = 0;
 };
 
@@ -60,12 +63,7 @@ std::vector<size_t> parse_fewshot(const std::string& text, size_t tasks) {
   return out;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) fail_file(path, "cannot write");
-}
+void write_file(const std::string& path, const std::string& text) { write_file_atomic(path, text); }
 
 void run_eval(const EvalArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
@@ -77,6 +75,10 @@ void run_eval(const EvalArgs& a) {
   for (const std::string& name : names)
     specs.push_back(load_task_spec(find_task_file(name, a.task_dirs)));
   // So is every data file: errors stay one line, before any output.
+  std::optional<RequestEncoding> encoding;
+  if (a.encoding == "separate") encoding = RequestEncoding::separate;
+  if (a.encoding == "whole") encoding = RequestEncoding::whole;
+  std::string samples;  // --log-samples: JSON Lines, written once every task has run
   std::vector<EvalOptions> options(specs.size());
   std::vector<TaskDocs> docs;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -84,6 +86,10 @@ void run_eval(const EvalArgs& a) {
     options[i].num_fewshot = shots[i];
     options[i].limit = a.limit;
     options[i].seed = a.seed;
+    options[i].encoding = encoding;
+    options[i].mecab_dictionary = a.mecab_dict;
+    if (!a.log_samples.empty())
+      options[i].log_sample = [&samples](const std::string& line) { samples += line + "\n"; };
     docs.push_back(load_task_docs(specs[i], options[i]));
   }
 
@@ -111,6 +117,7 @@ void run_eval(const EvalArgs& a) {
                   r.num_fewshot);
   }
   ReportInfo info{.model = model.name, .seed = a.seed, .limit = a.limit};
+  if (!a.log_samples.empty()) write_file(a.log_samples, samples);
   if (!a.output.empty()) write_file(a.output, results_json(results, info));
   const std::string md = results_markdown(results, info);
   if (!a.markdown.empty()) write_file(a.markdown, md);
@@ -129,7 +136,9 @@ void add_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--tokenizer", a.tokenizer,
                   "tokenizer.json / .model or a directory holding one (default: the model's)");
-  cmd->add_option("--tasks", a.tasks, "comma-separated task names (jcommonsenseqa,jnli,...)")
+  cmd->add_option("--tasks", a.tasks,
+                  "comma-separated task names, as the JP harness names them "
+                  "(jcommonsenseqa-1.1-0.2.1,jnli-1.3-0.2,marc_ja-1.1-0.2,jsquad-1.1-0.2,...)")
       ->required();
   cmd->add_option("--num-fewshot", a.num_fewshot,
                   "few-shot examples: one count, or one per task (2,3,3,3)")
@@ -139,15 +148,29 @@ void add_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--task-dir", a.task_dirs,
                   "directory of task files NAME.json, searched before the built-in ones");
-  cmd->add_option("--limit", a.limit, "score at most this many documents per task (0: all)")
+  cmd->add_option("--limit", a.limit,
+                  "score the first this many documents of each task's shuffled order (0: all)")
       ->capture_default_str();
   cmd->add_option("--batch-size", a.batch_size, "sequences per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-length", a.max_length,
-                  "tokens per sequence (0: the model's context, at most 2048)")
+                  "the window: tokens fed per sequence (0: max_position_embeddings)")
       ->capture_default_str();
-  cmd->add_option("--seed", a.seed, "seed of the few-shot draws")->capture_default_str();
+  cmd->add_option("--seed", a.seed,
+                  "seed of the document order and few-shot draws (the JP harness's is 42)")
+      ->capture_default_str();
+  cmd->add_option("--encoding", a.encoding,
+                  "how requests become tokens, for every task: separate (the JP harness: context "
+                  "and continuation encoded apart, no BOS) or whole (BOS + one encoding split "
+                  "after the context; lm-evaluation-harness 0.4). Default: each task's own")
+      ->check(CLI::IsMember({"separate", "whole"}));
+  cmd->add_option("--log-samples", a.log_samples,
+                  "write one JSON line per document here: prompt, log-likelihoods or generated "
+                  "text, prediction, gold answer, metrics");
+  cmd->add_option("--mecab-dict", a.mecab_dict,
+                  "MeCab dictionary directory for JSQuAD's f1 (Debian's unidic-mecab)")
+      ->capture_default_str();
   cmd->add_option("--output", a.output, "write the results as JSON here");
   cmd->add_option("--markdown", a.markdown, "write the Markdown table here");
   cmd->add_option("--threads", a.threads, "CPU threads (0: all)")->capture_default_str();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "eval/python_text.h"
 
 namespace hibari {
 
@@ -155,14 +156,6 @@ std::vector<EvalDoc> load_json_lines(const TaskSpec& task, const std::string& pa
   return docs;
 }
 
-std::string trim(std::string_view s) {
-  const char* ws = " \t\r\n";
-  size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(ws);
-  return std::string(s.substr(b, e - b + 1));
-}
-
 std::vector<EvalDoc> load_jsquad(const std::string& path) {
   json j;
   try {
@@ -196,9 +189,10 @@ std::vector<EvalDoc> load_jsquad(const std::string& path) {
         where(at_p, "no \"context\" string");
       std::string context = para["context"].get<std::string>();
       size_t sep = context.rfind("[SEP]");
+      // context.split("[SEP]")[-1].strip() with Python's whitespace (U+3000 included).
       std::string paragraph =
-          trim(sep == std::string::npos ? std::string_view(context)
-                                        : std::string_view(context).substr(sep + 5));
+          python_strip(sep == std::string::npos ? std::string_view(context)
+                                                : std::string_view(context).substr(sep + 5));
       if (!para.contains("qas") || !para["qas"].is_array()) where(at_p, "no \"qas\" list");
       const json& qas = para["qas"];
       for (size_t q = 0; q < qas.size(); ++q) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 
 namespace hibari {
@@ -143,18 +144,99 @@ std::string normalize_answer(std::string_view s) {
   return out;
 }
 
-double exact_match(std::string_view prediction, const std::vector<std::string>& answers) {
-  const std::string p = normalize_answer(prediction);
-  for (const std::string& a : answers)
-    if (normalize_answer(a) == p) return 1.0;
-  return 0.0;
-}
-
 double char_f1(std::string_view prediction, const std::vector<std::string>& answers) {
   const std::vector<char32_t> p = normalized_points(prediction);
   double best = 0.0;
   for (const std::string& a : answers) best = std::max(best, char_f1_one(p, normalized_points(a)));
   return best;
+}
+
+double balanced_accuracy(const std::vector<size_t>& gold, const std::vector<size_t>& pred) {
+  // Classes in first-seen order, as the harness's defaultdict; Python's sums run left to right.
+  std::vector<size_t> classes;
+  std::map<size_t, std::pair<double, size_t>> by_class;  // gold -> (correct, count)
+  for (size_t i = 0; i < gold.size(); ++i) {
+    auto [it, fresh] = by_class.try_emplace(gold[i], 0.0, 0);
+    if (fresh) classes.push_back(gold[i]);
+    it->second.first += pred[i] == gold[i] ? 1.0 : 0.0;
+    ++it->second.second;
+  }
+  if (classes.empty()) return NAN;
+  double sum = 0;
+  for (size_t c : classes) sum += by_class[c].first / double(by_class[c].second);
+  return sum / double(classes.size());
+}
+
+namespace {
+
+// Confusion counts over the sorted labels present in gold or pred (scikit-learn's unique_labels).
+struct Confusion {
+  std::vector<size_t> labels;
+  std::vector<double> counts;  // [true label][predicted label], labels.size() squared
+};
+
+Confusion confusion(const std::vector<size_t>& gold, const std::vector<size_t>& pred) {
+  Confusion c;
+  c.labels = gold;
+  c.labels.insert(c.labels.end(), pred.begin(), pred.end());
+  std::sort(c.labels.begin(), c.labels.end());
+  c.labels.erase(std::unique(c.labels.begin(), c.labels.end()), c.labels.end());
+  const size_t L = c.labels.size();
+  c.counts.assign(L * L, 0.0);
+  auto at = [&](size_t v) {
+    return size_t(std::lower_bound(c.labels.begin(), c.labels.end(), v) - c.labels.begin());
+  };
+  for (size_t i = 0; i < gold.size(); ++i) c.counts[at(gold[i]) * L + at(pred[i])] += 1;
+  return c;
+}
+
+}  // namespace
+
+double matthews_corrcoef(const std::vector<size_t>& gold, const std::vector<size_t>& pred) {
+  // scikit-learn sums the confusion matrix in float64; every quantity here is an integer below
+  // 2^53 for any evaluation set, so integer arithmetic gives the same values.
+  const Confusion c = confusion(gold, pred);
+  const size_t L = c.labels.size();
+  std::vector<int64_t> t_sum(L, 0), p_sum(L, 0);
+  int64_t n_correct = 0, n = 0;
+  for (size_t i = 0; i < L; ++i) {
+    for (size_t j = 0; j < L; ++j) {
+      const int64_t v = int64_t(c.counts[i * L + j]);
+      t_sum[i] += v;
+      p_sum[j] += v;
+      n += v;
+      if (i == j) n_correct += v;
+    }
+  }
+  int64_t tp = 0, pp = 0, tt = 0;
+  for (size_t i = 0; i < L; ++i) {
+    tp += t_sum[i] * p_sum[i];
+    pp += p_sum[i] * p_sum[i];
+    tt += t_sum[i] * t_sum[i];
+  }
+  const double cov_ytyp = double(n_correct * n - tp);
+  const double cov_ypyp = double(n * n - pp);
+  const double cov_ytyt = double(n * n - tt);
+  if (cov_ypyp * cov_ytyt == 0) return 0.0;
+  return cov_ytyp / std::sqrt(cov_ytyt * cov_ypyp);
+}
+
+double macro_f1(const std::vector<size_t>& gold, const std::vector<size_t>& pred) {
+  const Confusion c = confusion(gold, pred);
+  const size_t L = c.labels.size();
+  if (L == 0) return NAN;
+  double sum = 0;
+  for (size_t k = 0; k < L; ++k) {
+    double tp = c.counts[k * L + k], fp = 0, fn = 0;
+    for (size_t o = 0; o < L; ++o) {
+      if (o == k) continue;
+      fp += c.counts[o * L + k];
+      fn += c.counts[k * L + o];
+    }
+    const double denom = 2 * tp + fp + fn;
+    sum += denom == 0 ? 0.0 : 2 * tp / denom;
+  }
+  return sum / double(L);
 }
 
 MeanStderr mean_stderr(const std::vector<double>& values) {

@@ -5,14 +5,22 @@
 //   acc_norm  the same after dividing each log-likelihood by its choice's length in characters
 //             (Unicode code points of the choice text, delimiter excluded: Python's len(choice))
 //   Ties go to the lowest index (numpy's argmax).
-// Generation (JSQuAD / NIILC style), each the best over the gold answers:
-//   exact_match  normalized prediction == normalized answer
+// Generation: the JP harness's exact_match and f1 are eval/jsquad_metric.h's.  hibari adds, the
+// best over the gold answers:
 //   char_f1      F1 of the multisets of characters (code points) of the normalized strings
 //   Normalization (normalize_answer): Unicode whitespace (ASCII, U+3000 ideographic space, NBSP)
 //   removed, ASCII letters lower-cased, ASCII punctuation and the Japanese punctuation
 //   「」『』（）【】、。・！？：；〜 (full-width forms of the ASCII ones too) removed.  Japanese
 //   has no spaces to split words at, so SQuAD's word-level F1 becomes character-level, as JSQuAD
 //   evaluations do.
+// Balanced tasks (the JP harness's BalancedMultipleChoiceTask: JNLI, MARC-ja), over gold and
+// predicted choice indices:
+//   balanced_acc  the mean over gold classes (in first-seen order) of each class's mean accuracy
+//   mcc           scikit-learn's matthews_corrcoef (multiclass: from the confusion matrix over the
+//                 labels present in gold or prediction; 0 when a marginal is constant)
+//   macro_f1      scikit-learn's f1_score(average="macro"): the unweighted mean over the labels
+//                 present in gold or prediction of 2tp / (2tp + fp + fn) (0 where that is 0/0)
+//   Their standard errors (bootstrapped in the harness) are not computed.
 // Aggregation: the mean over examples and the standard error of that mean,
 //   sqrt(sum (x - mean)^2 / (n - 1) / n)  (lm-evaluation-harness's mean_stderr; NaN when n < 2).
 #pragma once
@@ -35,8 +43,11 @@ size_t argmax_choice_normalized(const std::vector<double>& log_likelihoods,
                                 const std::vector<std::string>& choices);
 
 std::string normalize_answer(std::string_view s);
-double exact_match(std::string_view prediction, const std::vector<std::string>& answers);
 double char_f1(std::string_view prediction, const std::vector<std::string>& answers);
+
+double balanced_accuracy(const std::vector<size_t>& gold, const std::vector<size_t>& pred);
+double matthews_corrcoef(const std::vector<size_t>& gold, const std::vector<size_t>& pred);
+double macro_f1(const std::vector<size_t>& gold, const std::vector<size_t>& pred);
 
 struct MeanStderr {
   double mean = 0;

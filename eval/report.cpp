@@ -10,8 +10,13 @@ namespace hibari {
 namespace {
 
 bool is_perplexity(const MetricResult& m) {
-  return m.metric == "token_perplexity" || m.metric == "char_perplexity" ||
-         m.metric == "bits_per_byte";
+  return m.metric.ends_with("_perplexity") || m.metric == "bits_per_byte";
+}
+
+// JSQuAD's metrics are on the harness's 0-100 scale; averages take every metric as 0-1.
+double unit_scale(const MetricResult& m) {
+  const bool percent = m.metric == "exact_match" || m.metric == "f1" || m.metric == "char_f1";
+  return percent ? m.value / 100 : m.value;
 }
 
 nlohmann::json number_or_null(double v) {
@@ -32,7 +37,7 @@ double language_average(const std::vector<TaskResult>& results, const std::strin
   size_t n = 0;
   for (const TaskResult& r : results) {
     if (r.language != language || r.metrics.empty() || is_perplexity(r.metrics[0])) continue;
-    sum += r.metrics[0].value;
+    sum += unit_scale(r.metrics[0]);
     ++n;
   }
   return n == 0 ? NAN : sum / double(n);

@@ -7,7 +7,8 @@
 // Markdown, laid out as the Swallow / PLaMo papers' tables: one row for the model, a column per
 // task showing its first metric, then the Japanese and English averages; below it a detail table
 // with every metric, its standard error, n, shots and prompt version.  Averages are over the
-// tasks' first metrics, perplexity tasks left out (lower is better, another scale).
+// tasks' first metrics on a 0-1 scale (JSQuAD's 0-100 exact_match / f1 / char_f1 divided by 100),
+// perplexity tasks left out (lower is better, another scale).
 #pragma once
 
 #include <cstdint>

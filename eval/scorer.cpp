@@ -26,16 +26,15 @@ void load_eval_model(EvalModel& m, const std::string& model_dir, const std::stri
   check(config.max_position_embeddings >= 2, model_dir + ": max_position_embeddings " +
                                                  std::to_string(config.max_position_embeddings) +
                                                  " leaves no window to score");
-  if (max_length == 0) max_length = std::min<size_t>(config.max_position_embeddings, 2048);
-  // The decoder caches every token of a scored sequence, the predicted last one included.
-  max_length = std::min(max_length, config.max_position_embeddings - 1);
+  if (max_length == 0) max_length = config.max_position_embeddings;
+  max_length = std::min(max_length, config.max_position_embeddings);
   m.tokenizer.emplace(load_tokenizer_for_model(model_dir, tokenizer));
   check(m.tokenizer->vocab_size() <= config.vocab_size,
         model_dir + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
             " tokens, the model's vocabulary " + std::to_string(config.vocab_size));
   decoder_create(m.decoder, config, m.loaded.weights,
                  {.max_batch = batch_size,
-                  .max_seq = max_length + 1,
+                  .max_seq = max_length,
                   .max_tokens = kStepTokens,
                   .blas_gemm = false,       // rowwise GEMMs: scores independent of the batch
                   .pack_in_place = true});  // m.loaded's weights serve only this decoder
@@ -217,43 +216,73 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
 
 }  // namespace
 
-std::vector<std::string> generate_greedy(EvalModel& m,
-                                         const std::vector<std::vector<int32_t>>& prompts,
-                                         size_t max_new_tokens,
-                                         const std::vector<std::string>& stop) {
-  check(max_new_tokens > 0 && max_new_tokens < m.max_length,
-        "generate_greedy: " + std::to_string(max_new_tokens) +
-            " new tokens do not fit a window of " + std::to_string(m.max_length));
+std::vector<std::string> generate_greedy(EvalModel& m, const std::vector<GreedyRequest>& reqs,
+                                         const GreedyOptions& options) {
   const TextTokenizer& tok = *m.tokenizer;
-  GenerateOptions o;
-  o.max_new_tokens = max_new_tokens;  // sampling {}: greedy
-  if (std::optional<int32_t> eos = tok.eos_id()) o.stop_tokens.push_back(*eos);
+  GenerateOptions base;  // sampling {}: greedy
+  if (options.stop_token) base.stop_tokens.push_back(*options.stop_token);
+  if (options.stop_at_eos)
+    if (std::optional<int32_t> eos = tok.eos_id()) base.stop_tokens.push_back(*eos);
   // A token whose text begins with a stop string ends the answer right there (the text before it
-  // is complete), so generation can stop on it.  A stop string inside a token's text is found by
-  // cutting the decoded answer.
+  // is complete, and the answer is cut there anyway), so generation can stop on it.  A stop string
+  // inside a token's text is found by cutting the decoded answer.
   for (size_t id = 0; id < tok.vocab_size(); ++id) {
     const std::string piece = tok.decode({int32_t(id)}, true);
-    for (const std::string& s : stop)
+    for (const std::string& s : options.stop)
       if (!s.empty() && piece.compare(0, s.size(), s) == 0) {
-        o.stop_tokens.push_back(int32_t(id));
+        base.stop_tokens.push_back(int32_t(id));
         break;
       }
   }
-  const size_t keep = m.max_length - max_new_tokens;
-  std::vector<std::string> answers;
-  answers.reserve(prompts.size());
-  for (size_t start = 0; start < prompts.size(); start += m.batch_size) {
-    const size_t n = std::min(m.batch_size, prompts.size() - start);
+  // Requests of equal max_new_tokens share batches (answers do not depend on the batch).
+  std::vector<size_t> order(reqs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return reqs[a].max_new_tokens < reqs[b].max_new_tokens;
+  });
+  std::vector<std::string> answers(reqs.size());
+  for (size_t start = 0; start < order.size();) {
+    const size_t max_new = reqs[order[start]].max_new_tokens;
+    check(max_new > 0 && max_new < m.max_length, "generate_greedy: " + std::to_string(max_new) +
+                                                     " new tokens do not fit a window of " +
+                                                     std::to_string(m.max_length));
+    const size_t keep = m.max_length - max_new;
     std::vector<std::vector<int32_t>> batch;
-    for (size_t i = start; i < start + n; ++i) {
-      const std::vector<int32_t>& p = prompts[i];
-      check(!p.empty(), "generate_greedy: empty prompt " + std::to_string(i));
+    size_t end = start;
+    for (; end < order.size() && end - start < m.batch_size &&
+           reqs[order[end]].max_new_tokens == max_new;
+         ++end) {
+      const std::vector<int32_t>& p = reqs[order[end]].prompt;
+      check(!p.empty(), "generate_greedy: empty prompt " + std::to_string(order[end]));
       batch.emplace_back(p.size() > keep ? p.end() - long(keep) : p.begin(), p.end());
     }
-    for (const std::vector<int32_t>& out : generate(m.decoder, batch, o))
-      answers.push_back(cut_at_stop(tok.decode(out, true), stop));
+    GenerateOptions o = base;
+    o.max_new_tokens = max_new;
+    const std::vector<std::vector<int32_t>> outs = generate(m.decoder, batch, o);
+    for (size_t k = 0; k < outs.size(); ++k)
+      answers[order[start + k]] =
+          cut_at_stop(tok.decode(outs[k], options.skip_special_tokens), options.stop);
+    start = end;
   }
   return answers;
+}
+
+LoglikelihoodRequest encode_request(const TextTokenizer& tok, const std::string& context,
+                                    const std::string& continuation, RequestEncoding encoding) {
+  if (encoding == RequestEncoding::whole) return encode_pair(tok, context, continuation);
+  LoglikelihoodRequest r;
+  if (context.empty()) {
+    std::optional<int32_t> eos = tok.eos_id();
+    check(eos.has_value(), "encode_request: an empty context needs the tokenizer's EOS");
+    r.context = {*eos};
+  } else {
+    r.context = tok.encode(context, false);
+  }
+  r.continuation = tok.encode(continuation, false);
+  check(!r.context.empty(), "encode_request: the context encodes to no tokens");
+  check(!r.continuation.empty(),
+        "encode_request: the continuation \"" + continuation + "\" encodes to no tokens");
+  return r;
 }
 
 LoglikelihoodRequest encode_pair(const TextTokenizer& tok, const std::string& context,

@@ -7,7 +7,8 @@
 // steps without padding, and every row of a step is computed from that row alone, so a score does
 // not depend on batch_size, on the order of the requests or on what else is in the batch: the bits
 // are the same.  A sequence longer than the window keeps its last max_length + 1 tokens (the
-// context is cut on the left), as lm-evaluation-harness does.
+// context is cut on the left; the last token is predicted, not fed), as lm-evaluation-harness
+// does.
 // Requests with the same context tokens (a question's choices) compute the context once: it is
 // cached in one slot and copied to the others (decoder_copy_sequence), and only the
 // continuations' positions go through the vocabulary head.  The cached context has the bits of
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "data/text_tokenizer.h"
+#include "eval/task.h"
 #include "infer/decoder.h"
 #include "infer/model_loader.h"
 
@@ -40,10 +42,11 @@ struct EvalModel {
 // Loads a Hugging Face directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)
 // or a hibari checkpoint (a step directory, or a checkpoint root: its newest intact checkpoint)
 // with load_model_for_inference, and makes a decoder of batch_size slots.  max_length 0: the
-// config's max_position_embeddings, capped at 2048; at most max_position_embeddings - 1 (a
-// scored sequence is the window plus the token its last position predicts, and the decoder caches
-// every token).  `tokenizer` (a file or directory) overrides the model's own; a checkpoint without
-// one needs it.  Errors are one line naming the file.
+// config's max_position_embeddings, as the JP harness's hf-causal model takes it (at most that
+// in any case).  A scored sequence is at most max_length + 1 tokens: the window fed to the model
+// plus the token its last position predicts, which is never fed.  `tokenizer` (a file or
+// directory) overrides the model's own; a checkpoint without one needs it.  Errors are one line
+// naming the file.
 void load_eval_model(EvalModel& model, const std::string& dir, const std::string& tokenizer,
                      size_t batch_size, size_t max_length);
 
@@ -62,20 +65,35 @@ struct LoglikelihoodResult {
 std::vector<LoglikelihoodResult> score_loglikelihood(EvalModel& model,
                                                      const std::vector<LoglikelihoodRequest>& reqs);
 
-// Greedy decoding of every prompt (infer/generate.h, batch_size prompts at a time) until one of
-// `stop` appears in the decoded text, EOS, or max_new_tokens.  Returns, per prompt, the text before
-// the first stop string.  A prompt longer than max_length - max_new_tokens keeps its last tokens
-// (lm-evaluation-harness's cut).  Like scoring, an answer does not depend on the batch.
-std::vector<std::string> generate_greedy(EvalModel& model,
-                                         const std::vector<std::vector<int32_t>>& prompts,
-                                         size_t max_new_tokens,
-                                         const std::vector<std::string>& stop);
+// Greedy generation as the JP harness's greedy_until: a prompt keeps its last
+// max_length - max_new_tokens tokens, generation ends at `stop_token` (the last token of
+// encode(stop[0])), at EOS when stop_at_eos, or after max_new_tokens; the generated tokens are
+// decoded (special tokens kept unless skip_special_tokens) and cut before the first `stop` string.
+struct GreedyRequest {
+  std::vector<int32_t> prompt;
+  size_t max_new_tokens = 0;
+};
+struct GreedyOptions {
+  std::vector<std::string> stop;
+  std::optional<int32_t> stop_token;
+  bool stop_at_eos = false;
+  bool skip_special_tokens = false;
+};
+// One answer per request, in request order; batch_size prompts of equal max_new_tokens run
+// together.  Like scoring, an answer does not depend on the batch.
+std::vector<std::string> generate_greedy(EvalModel& model, const std::vector<GreedyRequest>& reqs,
+                                         const GreedyOptions& options);
 
-// Context and continuation token ids for the strings, as lm-evaluation-harness's _encode_pair:
-// whole = encode(context + continuation), context_ids = encode(context), continuation = the rest
-// of whole after len(context_ids) (trailing spaces of the context move to the continuation first),
-// so a tokenizer that merges across the boundary still scores exactly the continuation's text.
-// The context gets the tokenizer's special tokens (BOS).
+// Context and continuation token ids for the strings, by the task's encoding (eval/task.h):
+//   separate: encode(context) and encode(continuation) without special tokens; [EOS] for an
+//             empty context (the JP harness's hf-causal loglikelihood).
+//   whole:    as lm-evaluation-harness 0.4's _encode_pair: whole = encode(context + continuation)
+//             with BOS, context_ids = encode(context), continuation = the rest of whole after
+//             len(context_ids) (trailing spaces of the context move to the continuation first), so
+//             a tokenizer that merges across the boundary still scores exactly the continuation.
+LoglikelihoodRequest encode_request(const TextTokenizer& tokenizer, const std::string& context,
+                                    const std::string& continuation, RequestEncoding encoding);
+// The whole-encoding case of encode_request.
 LoglikelihoodRequest encode_pair(const TextTokenizer& tokenizer, const std::string& context,
                                  const std::string& continuation);
 

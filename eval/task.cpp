@@ -86,11 +86,12 @@ const char* task_format_name(TaskFormat format) {
 std::vector<std::string> method_metrics(TaskMethod method) {
   switch (method) {
     case TaskMethod::multiple_choice:
-      return {"acc", "acc_norm"};
+      return {"acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"};
     case TaskMethod::generation:
-      return {"exact_match", "char_f1"};
+      return {"exact_match", "f1", "char_f1"};
     case TaskMethod::perplexity:
-      return {"token_perplexity", "char_perplexity", "bits_per_byte"};
+      return {"token_perplexity", "char_perplexity", "word_perplexity", "byte_perplexity",
+              "bits_per_byte"};
   }
   return {};
 }
@@ -103,12 +104,25 @@ TaskSpec parse_task_spec(const std::string& text, const std::string& source) {
     fail_file(source, std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) fail_file(source, "a task file is one JSON object");
-  static const std::set<std::string> known = {
-      "name",         "language",          "format",           "data_file",
-      "fewshot_file", "fewshot_pool",      "prompt_version",   "description",
-      "template",     "fewshot_separator", "target_delimiter", "labels",
-      "choices",      "metrics",           "max_new_tokens",   "stop",
-      "comment"};
+  static const std::set<std::string> known = {"name",
+                                              "language",
+                                              "format",
+                                              "data_file",
+                                              "fewshot_file",
+                                              "fewshot_pool",
+                                              "prompt_version",
+                                              "description",
+                                              "template",
+                                              "fewshot_separator",
+                                              "target_delimiter",
+                                              "labels",
+                                              "choices",
+                                              "metrics",
+                                              "max_new_tokens",
+                                              "stop",
+                                              "encoding",
+                                              "fewshot_stratified",
+                                              "comment"};
   for (const auto& [key, value] : j.items())
     if (!known.contains(key)) fail_file(source, "unknown key \"" + key + "\"");
 
@@ -138,7 +152,17 @@ TaskSpec parse_task_spec(const std::string& text, const std::string& source) {
       fail_file(source, std::string("\"") + key + "\" is not a non-negative integer");
   }
   t.fewshot_pool = j.value("fewshot_pool", size_t{0});
-  t.max_new_tokens = j.value("max_new_tokens", size_t{32});
+  t.max_new_tokens = j.value("max_new_tokens", size_t{0});
+  const std::string encoding = get_string(j, "encoding", source, false, "separate");
+  if (encoding == "whole")
+    t.encoding = RequestEncoding::whole;
+  else if (encoding != "separate")
+    fail_file(source, "encoding is \"" + encoding + "\"; expected \"separate\" or \"whole\"");
+  if (j.contains("fewshot_stratified")) {
+    if (!j["fewshot_stratified"].is_boolean())
+      fail_file(source, "\"fewshot_stratified\" is not true or false");
+    t.fewshot_stratified = j["fewshot_stratified"].get<bool>();
+  }
 
   const std::vector<std::string> allowed = method_metrics(method);
   if (t.metrics.empty()) t.metrics = allowed;
@@ -156,8 +180,8 @@ TaskSpec parse_task_spec(const std::string& text, const std::string& source) {
                           " needs \"labels\" (the data's label names) and as many \"choices\"");
   if (!labelled && !t.labels.empty())
     fail_file(source, std::string("format ") + task_format_name(t.format) + " takes no \"labels\"");
-  if (method == TaskMethod::generation && t.max_new_tokens == 0)
-    fail_file(source, "max_new_tokens is 0");
+  if (t.fewshot_stratified && method != TaskMethod::multiple_choice)
+    fail_file(source, "fewshot_stratified needs a multiple-choice format (it draws by label)");
   return t;
 }
 
@@ -181,7 +205,18 @@ std::string find_task_file(const std::string& name, const std::vector<std::strin
     if (fs::is_regular_file(p)) return p.string();
     looked += (looked.empty() ? "" : ", ") + dir;
   }
-  fail("no task \"" + name + "\" (looked for " + name + ".json in " + looked + ")");
+  std::vector<std::string> versioned;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(builtin_task_dir(), ec)) {
+    const std::string stem = entry.path().stem().string();
+    if (entry.path().extension() == ".json" && stem.rfind(name + "-", 0) == 0)
+      versioned.push_back(stem);
+  }
+  std::sort(versioned.begin(), versioned.end());
+  std::string hint;
+  for (const std::string& v : versioned) hint += (hint.empty() ? "; did you mean " : " or ") + v;
+  fail("no task \"" + name + "\" (looked for " + name + ".json in " + looked + ")" + hint +
+       (hint.empty() ? "" : "?"));
 }
 
 std::string render_template(const std::string& tmpl, const DocFields& fields,

@@ -8,7 +8,8 @@
 //    "prompt_version": "jnli-1.3-0.2", "description": "前提と仮説の関係を...\n\n",
 //    "template": "前提:{sentence1}\n仮説:{sentence2}\n関係:", "target_delimiter": "",
 //    "fewshot_separator": "\n\n", "labels": ["entailment", "contradiction", "neutral"],
-//    "choices": ["entailment", "contradiction", "neutral"], "metrics": ["acc", "acc_norm"]}
+//    "choices": ["含意", "矛盾", "中立"], "fewshot_stratified": true,
+//    "metrics": ["acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"]}
 //
 // The prompt of one example (the lm-evaluation-harness layout, which the Japanese fork keeps):
 //   description + shot_1 + fewshot_separator + ... + shot_k + fewshot_separator + template(doc)
@@ -36,6 +37,16 @@ enum class TaskFormat {
 // How a format is scored: log-likelihood of each choice, greedy generation, or perplexity.
 enum class TaskMethod { multiple_choice, generation, perplexity };
 
+// How a (context, continuation) pair becomes tokens.
+//   separate  the JP LM Evaluation Harness's hf-causal model (and lm-evaluation-harness before
+//             0.4): encode(context) and encode(continuation) apart, without special tokens (no
+//             BOS; a SentencePiece-style continuation gets its own leading "\u2581"); an empty
+//             context is [EOS].  Generation prompts and perplexity documents are encoded the
+//             same way.  The default.
+//   whole     BOS + encode(context + continuation) split after encode(context)'s length
+//             (lm-evaluation-harness 0.4's _encode_pair); generation prompts start with BOS.
+enum class RequestEncoding { separate, whole };
+
 struct TaskSpec {
   std::string name;      // what --tasks selects
   std::string language;  // "ja" or "en": the Markdown table's averages group by it
@@ -51,17 +62,30 @@ struct TaskSpec {
   std::vector<std::string> labels;   // label names in the data (jnli, marc-ja), by choice index
   std::vector<std::string> choices;  // continuations for those labels; empty: the document's own
   std::vector<std::string> metrics;  // the first is the one the summary table shows
-  size_t max_new_tokens = 32;        // generation
-  std::vector<std::string> stop;     // generation stops at the first of these (default "\n")
-  std::string source;                // the task file, for errors
+  RequestEncoding encoding = RequestEncoding::separate;  // "encoding": "separate" | "whole"
+  // Few-shot examples drawn per label in proportion to the pool (the harness's stratified draw,
+  // which its JNLI task uses); "fewshot_stratified": true.
+  bool fewshot_stratified = false;
+  // Generation: at most this many new tokens; 0 (the default): as many as the longest gold
+  // answer has (the harness's DYNAMIC_MAX_LENGTH, on by default there).
+  size_t max_new_tokens = 0;
+  // Generation stops when the last token of encode(stop[0]) is produced (the harness's
+  // primary_until; EOS does not stop it) and the answer is cut before the first of these strings.
+  // Default "\n".
+  std::vector<std::string> stop;
+  std::string source;  // the task file, for errors
 };
 
 TaskMethod task_method(TaskFormat format);
 // "jglue-jnli" -> TaskFormat::jglue_jnli and back.  An unknown name is an Error listing the known.
 TaskFormat parse_task_format(const std::string& name);
 const char* task_format_name(TaskFormat format);
-// The metrics a method can compute: acc, acc_norm (multiple choice); exact_match, char_f1
-// (generation); token_perplexity, char_perplexity, bits_per_byte (perplexity).
+// The metrics a method can compute:
+//   multiple choice  acc, acc_norm, balanced_acc, mcc, macro_f1
+//   generation       exact_match, f1 (the JP harness's JSQuAD metric, 0-100), char_f1 (0-100)
+//   perplexity       token_perplexity, char_perplexity, word_perplexity, byte_perplexity,
+//                    bits_per_byte
+// (eval/metrics.h defines each.)
 std::vector<std::string> method_metrics(TaskMethod method);
 
 // Reads and checks one task file: unknown keys, a missing field, a metric the method cannot give
@@ -71,7 +95,9 @@ TaskSpec load_task_spec(const std::string& path);
 TaskSpec parse_task_spec(const std::string& text, const std::string& source);
 
 // The task file for `name`: DIR/NAME.json in each of `task_dirs` in order, then in the directory
-// shipped with hibari (builtin_task_dir()).  Error listing where it looked when none has it.
+// shipped with hibari (builtin_task_dir()).  Error listing where it looked when none has it, and
+// the built-in tasks whose names start with `name` + "-" (the JP harness's versioned names:
+// "jnli" alone means another prompt there, so hibari has no bare "jnli").
 std::string find_task_file(const std::string& name, const std::vector<std::string>& task_dirs);
 const char* builtin_task_dir();
 

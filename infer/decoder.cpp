@@ -329,10 +329,10 @@ std::vector<std::vector<double>> sequence_logprobs(Decoder& d,
   if (is_argmax) is_argmax->assign(seqs.size(), {});
   for (size_t i = 0; i < seqs.size(); ++i) {
     check(!seqs[i].empty(), "sequence_logprobs: empty sequence " + std::to_string(i));
-    if (seqs[i].size() > d.options.max_seq)
+    if (seqs[i].size() > d.options.max_seq + 1)
       fail("sequence_logprobs: sequence " + std::to_string(i) + " has " +
            std::to_string(seqs[i].size()) + " tokens, the decoder holds " +
-           std::to_string(d.options.max_seq));
+           std::to_string(d.options.max_seq) + " positions and the token the last predicts");
     result[i].assign(seqs[i].size(), 0.0);
     if (is_argmax) (*is_argmax)[i].assign(seqs[i].size(), 1);
   }
@@ -372,12 +372,11 @@ std::vector<std::vector<double>> sequence_logprobs(Decoder& d,
       used_slots = 0;
     }
     const int32_t slot = int32_t(used_slots++);
-    for (size_t t = 0; t < seqs[i].size(); ++t) {
-      const bool predicts = t + 1 < seqs[i].size();
-      if (predicts) {
-        d.logit_rows[targets.size()] = step.size();
-        targets.push_back({i, t + 1});
-      }
+    // The last token is only predicted, never fed: a window of max_seq positions scores
+    // max_seq + 1 tokens (lm-evaluation-harness's (context + continuation)[-(max_length + 1):]).
+    for (size_t t = 0; t + 1 < seqs[i].size(); ++t) {
+      d.logit_rows[targets.size()] = step.size();
+      targets.push_back({i, t + 1});
       step.push_back({slot, seqs[i][t], false});
       if (step.size() == d.options.max_tokens) flush();
     }

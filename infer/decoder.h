@@ -110,7 +110,8 @@ double token_logprob(const float* logits, size_t V, int32_t target, bool* is_arg
 //   result[i].size() == sequences[i].size(), result[i][0] = 0 (nothing predicts the first token),
 //   result[i][t] = log_softmax(logits of position t-1)[tokens[t]] (fp32 logits, computed in
 //   double).
-// Sequences are packed into steps of up to max_tokens rows (no padding); each must fit max_seq.
+// Sequences are packed into steps of up to max_tokens rows (no padding); a sequence's last token
+// is predicted but not fed, so a sequence may hold max_seq + 1 tokens.
 // The values are independent of how sequences are batched (bit for bit, without blas_gemm).
 // When `is_argmax` is given, (*is_argmax)[i][t] says whether tokens[t] was the argmax (ties: the
 // lowest id) of its position's logits ([i][0] = 1).  Uses (and resets) every cache slot.

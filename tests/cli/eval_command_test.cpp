@@ -40,42 +40,59 @@ TEST(EvalCommand, WritesJsonAndMarkdownForEveryTask) {
   const std::string model = write_model(dir.path / "tiny");
   const std::string out = (dir.path / "results.json").string();
   const std::string md = (dir.path / "results.md").string();
+  const std::string samples = (dir.path / "samples.jsonl").string();
   test::CommandResult r = test::run_hibari(
       dir.path, "eval --model " + model +
-                    " --tasks jcommonsenseqa,jnli,marc_ja,jsquad,arc_easy,ppl_ja --num-fewshot "
+                    " --tasks jcommonsenseqa-1.1-0.2.1,jnli-1.3-0.2,marc_ja-1.1-0.2,jsquad-1.1-0.2,"
+                    "arc_easy,ppl_ja --num-fewshot "
                     "2,3,1,1,2,0 --data-dir " +
                     kExamples + "/data --batch-size 3 --threads 2 " + "--output " + out +
-                    " --markdown " + md);
+                    " --markdown " + md + " --log-samples " + samples);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("[6/6] ppl_ja: 3/3 documents"), std::string::npos) << r.err;
 
   std::ifstream in(out);
   nlohmann::json j = nlohmann::json::parse(in);
   EXPECT_EQ(j["model"], "tiny");
-  ASSERT_EQ(j["results"].size(), 2u + 2 + 2 + 2 + 2 + 3);
+  ASSERT_EQ(j["results"].size(), 2u + 5 + 5 + 3 + 2 + 5);
   const nlohmann::json& first = j["results"][0];
-  EXPECT_EQ(first["task"], "jcommonsenseqa");
+  EXPECT_EQ(first["task"], "jcommonsenseqa-1.1-0.2.1");
   EXPECT_EQ(first["metric"], "acc");
   EXPECT_DOUBLE_EQ(first["value"].get<double>(), 0.4);  // as tests/eval SampleTaskScores
   EXPECT_NEAR(first["stderr"].get<double>(), std::sqrt(0.3 / 5), 1e-12);  // var 0.3 over 5
   EXPECT_EQ(first["n"], 5);
   EXPECT_EQ(first["num_fewshot"], 2);
-  EXPECT_EQ(first["prompt_version"], "jcommonsenseqa-1.3-0.2.1");
+  EXPECT_EQ(first["prompt_version"], "jcommonsenseqa-1.1-0.2.1");
   EXPECT_EQ(first["model"], "tiny");
-  EXPECT_EQ(j["num_fewshot"]["jnli"], 3);
+  EXPECT_EQ(j["num_fewshot"]["jnli-1.3-0.2"], 3);
   EXPECT_TRUE(j["results"].back()["stderr"].is_null());  // perplexity: no stderr
-  // Ja average of the first metrics (acc 0.4, 0.5, 0.4; char_f1 0), perplexity left out.
-  EXPECT_NEAR(j["averages"]["ja"].get<double>(), (0.4 + 0.5 + 0.4 + 0.0) / 4, 1e-12);
+  // Ja average of the first metrics (acc 0.4, 0, 0.6; exact_match 0 of 100), perplexity left out.
+  EXPECT_NEAR(j["averages"]["ja"].get<double>(), (0.4 + 0.0 + 0.6 + 0.0) / 4, 1e-12);
   EXPECT_NEAR(j["averages"]["en"].get<double>(), 0.0, 1e-12);
 
   const std::string table = test::read_file(md);
-  EXPECT_NE(table.find("| Model | jcommonsenseqa (acc) | jnli (acc) | marc_ja (acc) | jsquad "
-                       "(char_f1) | ppl_ja (char_perplexity) | Ja avg | arc_easy (acc) | En avg |"),
+  EXPECT_NE(table.find("| Model | jcommonsenseqa-1.1-0.2.1 (acc) | jnli-1.3-0.2 (acc) | "
+                       "marc_ja-1.1-0.2 (acc) | jsquad-1.1-0.2 (exact_match) | ppl_ja "
+                       "(char_perplexity) | Ja avg | arc_easy (acc) | En avg |"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("| tiny | 0.4000 | 0.5000 | 0.4000 | 0.0000 |"), std::string::npos) << table;
-  EXPECT_NE(table.find("| 0.3250 | 0.0000 | 0.0000 |"), std::string::npos) << table;
-  EXPECT_NE(table.find("| jnli | ja | acc | 0.5000 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| tiny | 0.4000 | 0.0000 | 0.6000 | 0.0000 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 0.2500 | 0.0000 | 0.0000 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| marc_ja-1.1-0.2 | ja | macro_f1 | 0.3750 |"), std::string::npos) << table;
+
+  // --log-samples: one line per document of every task, in evaluation order.
+  std::ifstream log(samples);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(log, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 5u + 4 + 5 + 3 + 4 + 3);
+  EXPECT_EQ(lines[0]["task"], "jcommonsenseqa-1.1-0.2.1");
+  EXPECT_EQ(lines[0]["loglikelihoods"].size(), 5u);
+  EXPECT_EQ(lines[5]["task"], "jnli-1.3-0.2");
+  EXPECT_EQ(lines[5]["choices"], (std::vector<std::string>{"含意", "矛盾", "中立"}));
+  EXPECT_EQ(lines[14]["task"], "jsquad-1.1-0.2");
+  EXPECT_TRUE(lines[14]["prediction"].is_string());
+  EXPECT_TRUE(lines[14]["metrics"].contains("f1"));
+  EXPECT_EQ(lines.back()["task"], "ppl_ja");
 }
 
 TEST(EvalCommand, ResultsDoNotDependOnBatchSize) {
@@ -86,50 +103,60 @@ TEST(EvalCommand, ResultsDoNotDependOnBatchSize) {
   for (int i = 0; i < 2; ++i) {
     const std::string out = (dir.path / ("results" + std::string(batch[i]) + ".json")).string();
     test::CommandResult r = test::run_hibari(
-        dir.path, "eval --model " + model + " --tasks jcommonsenseqa,jsquad,ppl_ja,ppl_en " +
+        dir.path, "eval --model " + model +
+                      " --tasks jcommonsenseqa-1.1-0.2.1,jsquad-1.1-0.2,ppl_ja,ppl_en " +
                       "--num-fewshot 2,1,0,0 --data-dir " + kExamples + "/data --batch-size " +
                       batch[i] + " --threads 1 --output " + out);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::ifstream in(out);
     results[i] = nlohmann::json::parse(in)["results"];
   }
-  ASSERT_EQ(results[0].size(), 2u + 2 + 3 + 3);
+  ASSERT_EQ(results[0].size(), 2u + 3 + 5 + 5);
   // Perplexities carry every bit of the summed log-likelihoods: equal, not close.
   EXPECT_EQ(results[0], results[1]);
-  EXPECT_EQ(results[0][4]["task"], "ppl_ja");
-  EXPECT_NEAR(results[0][4]["value"].get<double>(), 1948763.214037247, 20);  // as SampleTaskScores
+  EXPECT_EQ(results[0][5]["task"], "ppl_ja");
+  EXPECT_NEAR(results[0][5]["value"].get<double>(), 875442.83212317468, 10);  // as SampleTaskScores
 }
 
 TEST(EvalCommand, ErrorsAreOneLine) {
   test::ScratchDir dir("eval_command_errors");
   const std::string model = write_model(dir.path / "tiny");
   test::expect_one_line_error(
-      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli,nope --data-dir " +
-                                     kExamples + "/data"),
+      test::run_hibari(
+          dir.path,
+          "eval --model " + model + " --tasks jnli-1.3-0.2,nope --data-dir " + kExamples + "/data"),
       "no task \"nope\"");
-  test::expect_one_line_error(test::run_hibari(dir.path, "eval --model " + model +
-                                                             " --tasks jnli,marc_ja --num-fewshot "
-                                                             "1,2,3 --data-dir " +
-                                                             kExamples + "/data"),
-                              "--num-fewshot 1,2,3: 3 counts for 2 tasks");
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model +
+                                     " --tasks jnli-1.3-0.2,marc_ja-1.1-0.2 "
+                                     "--num-fewshot "
+                                     "1,2,3 --data-dir " +
+                                     kExamples + "/data"),
+      "--num-fewshot 1,2,3: 3 counts for 2 tasks");
   // A corrupt data file: the error names its file and line.
   fs::create_directories(dir.path / "data/jnli-v1.3");
   std::ofstream(dir.path / "data/jnli-v1.3/valid-v1.3.json")
       << R"({"sentence1": "a", "sentence2": "b", "label": "neutral"})"
          "\n{broken\n";
   test::expect_one_line_error(
-      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --data-dir " +
+      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli-1.3-0.2 --data-dir " +
                                      (dir.path / "data").string()),
       "data/jnli-v1.3/valid-v1.3.json:2: invalid JSON");
+  // A bare JGLUE name: the JP harness means another prompt by it; the error names hibari's.
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --data-dir " +
+                                     (dir.path / "data").string()),
+      "did you mean jnli-1.3-0.2?");
   // A good data file and no train file: 2-shot names the missing few-shot file's task.
   std::ofstream(dir.path / "data/jnli-v1.3/valid-v1.3.json")
       << R"({"sentence_pair_id": "0", "yjcaptions_id": "x", "sentence1": "a", "sentence2": "b", )"
          R"("label": "neutral"})"
          "\n";
   test::expect_one_line_error(
-      test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --num-fewshot 2 " +
-                                     "--data-dir " + (dir.path / "data").string()),
-      "jnli: no data file");
+      test::run_hibari(dir.path, "eval --model " + model +
+                                     " --tasks jnli-1.3-0.2 --num-fewshot 2 --data-dir " +
+                                     (dir.path / "data").string()),
+      "jnli-1.3-0.2: no data file");
 }
 
 }  // namespace

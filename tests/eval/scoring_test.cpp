@@ -27,19 +27,24 @@ namespace fs = std::filesystem;
 
 const std::string kData = std::string(HIBARI_SOURCE_DIR) + "/examples/eval/data";
 
-// The requests of the sample multiple-choice tasks with 2 shots each (what the evaluator sends).
+// The requests of the sample multiple-choice tasks with 2 shots each (what the evaluator sends),
+// in both encodings.
 std::vector<LoglikelihoodRequest> sample_requests(const TextTokenizer& tok) {
   std::vector<LoglikelihoodRequest> reqs;
-  for (const char* name : {"jcommonsenseqa", "jnli", "marc_ja", "arc_easy"}) {
+  for (const char* name :
+       {"jcommonsenseqa-1.1-0.2.1", "jnli-1.3-0.2", "marc_ja-1.1-0.2", "arc_easy"}) {
     TaskSpec t = load_task_spec(find_task_file(name, {}));
-    std::vector<EvalDoc> docs = load_eval_docs(t, resolve_data_file(kData, t.data_file, name));
-    std::vector<EvalDoc> pool = load_eval_docs(t, resolve_data_file(kData, t.fewshot_file, name));
-    for (size_t i = 0; i < docs.size(); ++i) {
+    EvalOptions o;
+    o.data_dir = kData;
+    o.num_fewshot = 2;
+    TaskDocs docs = load_task_docs(t, o);
+    for (size_t i = 0; i < docs.docs.size(); ++i) {
       std::vector<const EvalDoc*> shots;
-      for (size_t s : draw_fewshot(pool.size(), 2, 1234, i)) shots.push_back(&pool[s]);
-      const std::string ctx = build_context(t, docs[i], shots);
-      for (const std::string& c : docs[i].choices)
-        reqs.push_back(encode_pair(tok, ctx, t.target_delimiter + c));
+      for (size_t s : docs.shots[i]) shots.push_back(&docs.pool[s]);
+      const std::string ctx = build_context(t, docs.docs[i], shots);
+      for (const std::string& c : docs.docs[i].choices)
+        for (RequestEncoding e : {RequestEncoding::separate, RequestEncoding::whole})
+          reqs.push_back(encode_request(tok, ctx, t.target_delimiter + c, e));
     }
   }
   return reqs;
@@ -132,11 +137,19 @@ TEST(EvalScoring, LongSequencesLoseTheirContextsBeginning) {
   EXPECT_EQ(res[0].logprob, res[1].logprob);
   EXPECT_NE(res[0].logprob, res[2].logprob);
   EXPECT_EQ(res[0].tokens, 3u);
-  // The window is capped one below max_position_embeddings (512): the decoder caches 513 tokens
-  // of a 512-token window otherwise.
+  // The window is max_position_embeddings (512), as the harness's hf-causal model takes it: a
+  // scored sequence of 513 tokens feeds 512 (its last token is only predicted).
   EvalModel full;
-  load_eval_model(full, tiny.path, "", 1, 0);
-  EXPECT_EQ(full.max_length, 511u);
+  load_eval_model(full, tiny.path, "", 2, 0);
+  EXPECT_EQ(full.max_length, 512u);
+  LoglikelihoodRequest longest;
+  for (int32_t i = 0; i < 600; ++i) longest.context.push_back(3 + (i * 41) % 1900);
+  longest.continuation = {50, 60};
+  LoglikelihoodRequest exact = longest;  // the last 513 tokens: the same score
+  exact.context.erase(exact.context.begin(), exact.context.end() - 511);
+  std::vector<LoglikelihoodResult> full_res = score_loglikelihood(full, {longest, exact});
+  EXPECT_EQ(full_res[0].logprob, full_res[1].logprob);
+  EXPECT_TRUE(std::isfinite(full_res[0].logprob));
 }
 
 // The UTF-8 code points of `text`.
@@ -166,8 +179,16 @@ TEST(EvalScoring, GreedyGenerationIsBatchIndependentAndStopsAtStopStrings) {
   for (int32_t i = 0; i < 80; ++i) long_prompt.push_back(3 + (i * 53) % 1900);
   prompts.push_back(long_prompt);
   prompts.push_back(std::vector<int32_t>(long_prompt.end() - 52, long_prompt.end()));
-  const std::vector<std::string> a = generate_greedy(one, prompts, 12, {});
-  const std::vector<std::string> b = generate_greedy(three, prompts, 12, {});
+  auto greedy = [](EvalModel& m, const std::vector<std::vector<int32_t>>& ps, size_t max_new,
+                   const std::vector<std::string>& stop) {
+    std::vector<GreedyRequest> reqs;
+    for (const std::vector<int32_t>& p : ps) reqs.push_back({p, max_new});
+    GreedyOptions o;
+    o.stop = stop;
+    return generate_greedy(m, reqs, o);
+  };
+  const std::vector<std::string> a = greedy(one, prompts, 12, {});
+  const std::vector<std::string> b = greedy(three, prompts, 12, {});
   ASSERT_EQ(a.size(), prompts.size());
   EXPECT_EQ(a, b);
   EXPECT_EQ(a[5], a[6]);
@@ -179,11 +200,17 @@ TEST(EvalScoring, GreedyGenerationIsBatchIndependentAndStopsAtStopStrings) {
     if (chars.size() < 3) continue;
     const std::string stop = chars[2];
     const std::string expected = a[i].substr(0, a[i].find(stop));
-    EXPECT_EQ(generate_greedy(three, {prompts[i]}, 12, {"\x01never", stop}).at(0), expected)
+    EXPECT_EQ(greedy(three, {prompts[i]}, 12, {"\x01never", stop}).at(0), expected)
         << i << ": " << a[i];
     ++cut;
   }
   EXPECT_GE(cut, 3u);
+  // Requests of different lengths batch by length and come back in request order, each as alone.
+  std::vector<GreedyRequest> mixed;
+  for (size_t i = 0; i < prompts.size(); ++i) mixed.push_back({prompts[i], 4 + (i * 5) % 9});
+  const std::vector<std::string> together = generate_greedy(three, mixed, {});
+  for (size_t i = 0; i < mixed.size(); ++i)
+    EXPECT_EQ(together[i], generate_greedy(one, {mixed[i]}, {}).at(0)) << i;
   std::printf("answer 0: \"%s\"\n", a[0].c_str());
 }
 
@@ -245,14 +272,22 @@ TEST(EvalScoring, SampleTaskScores) {
   EvalModel m;
   load_eval_model(m, tiny.path, "", 3, 512);
   const std::vector<Expected> expected = {
-      {"jcommonsenseqa", 0, 5, {0.4, 0.6}},
-      {"jcommonsenseqa", 2, 5, {0.4, 0.6}},
-      {"jnli", 3, 4, {0.5, 0.5}},
-      {"marc_ja", 1, 5, {0.4, 0.4}},
-      {"arc_easy", 2, 4, {0, 0}},
-      {"jsquad", 1, 3, {0, 0}},
-      {"ppl_ja", 0, 3, {1948763.214037247, 71137.706016519762, 6.9647091249353297}},
-      {"ppl_en", 0, 3, {240.68485479550333, 51213.18942026663, 7.9110015521984174}},
+      {"jcommonsenseqa-1.1-0.2.1", 0, 5, {0.4, 0.4}},
+      {"jcommonsenseqa-1.1-0.2.1", 2, 5, {0.4, 0}},
+      {"jnli-1.3-0.2", 3, 4, {0, 0, 0, -0.67082039324993692, 0}},
+      {"marc_ja-1.1-0.2", 1, 5, {0.6, 0.6, 0.5, 0, 0.375}},
+      {"arc_easy", 2, 4, {0, 0.5}},
+      {"jsquad-1.1-0.2", 1, 3, {0, 0, 1.9047619047619049}},
+      {"ppl_ja",
+       0,
+       3,
+       {875442.83212317468, 38371.104116168441, 2.7551824421556223e+160, 95.662691795991634,
+        6.5798844819265172}},
+      {"ppl_en",
+       0,
+       3,
+       {279.86620068620039, 69010.194838374693, 4640524245558.6592, 279.86620068620039,
+        8.1285934535816793}},
   };
   for (const Expected& e : expected) {
     TaskSpec t = load_task_spec(find_task_file(e.task, {}));

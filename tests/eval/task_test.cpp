@@ -42,14 +42,25 @@ TEST(EvalTask, EveryBuiltinTaskLoads) {
     EXPECT_FALSE(t.metrics.empty());
     ++n;
   }
-  EXPECT_GE(n, 7u);
-  TaskSpec jcqa = builtin("jcommonsenseqa");
+  EXPECT_GE(n, 8u);
+  TaskSpec jcqa = builtin("jcommonsenseqa-1.1-0.2.1");
   EXPECT_EQ(jcqa.format, TaskFormat::jglue_jcommonsenseqa);
   EXPECT_EQ(jcqa.target_delimiter, "");
   EXPECT_EQ(jcqa.fewshot_separator, "\n\n");
   EXPECT_EQ(jcqa.metrics, (std::vector<std::string>{"acc", "acc_norm"}));
-  EXPECT_EQ(builtin("jsquad").stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(builtin("jsquad-1.1-0.2").stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(task_method(builtin("ppl_en").format), TaskMethod::perplexity);
+  TaskSpec jnli = builtin("jnli-1.3-0.2");
+  EXPECT_TRUE(jnli.fewshot_stratified);
+  EXPECT_EQ(jnli.encoding, RequestEncoding::separate);
+  EXPECT_EQ(jnli.metrics,
+            (std::vector<std::string>{"acc", "acc_norm", "balanced_acc", "mcc", "macro_f1"}));
+  EXPECT_EQ(builtin("jsquad-1.1-0.2").max_new_tokens, 0u);  // the longest gold answer
+  // A bare name means another prompt version in the JP harness: hibari has none, and says which
+  // versioned names it has.
+  EXPECT_EQ(error_of([] { find_task_file("jsquad", {}); }),
+            "no task \"jsquad\" (looked for jsquad.json in " + std::string(builtin_task_dir()) +
+                "); did you mean jsquad-1.1-0.2 or jsquad-1.2-0.2?");
 }
 
 TEST(EvalTask, BadTaskFilesAreOneLineErrors) {
@@ -69,7 +80,16 @@ TEST(EvalTask, BadTaskFilesAreOneLineErrors) {
               parse_task_spec("{" + base + R"(, "format": "text", "metrics": ["acc"]})", "t.json");
             }),
             "t.json: metric \"acc\" is not one format text gives (token_perplexity, "
-            "char_perplexity, bits_per_byte)");
+            "char_perplexity, word_perplexity, byte_perplexity, bits_per_byte)");
+  EXPECT_EQ(error_of([&] {
+              parse_task_spec("{" + base + R"(, "format": "text", "encoding": "bos"})", "t.json");
+            }),
+            "t.json: encoding is \"bos\"; expected \"separate\" or \"whole\"");
+  EXPECT_EQ(error_of([&] {
+              parse_task_spec("{" + base + R"(, "format": "text", "fewshot_stratified": 1})",
+                              "t.json");
+            }),
+            "t.json: \"fewshot_stratified\" is not true or false");
   EXPECT_NE(error_of([&] {
               parse_task_spec("{" + base + R"(, "format": "squad"})", "t.json");
             }).find("unknown task format \"squad\""),
@@ -90,26 +110,26 @@ TEST(EvalTask, TemplatesSubstituteFields) {
 }
 
 TEST(EvalTask, SampleFilesLoadInTheirFormats) {
-  std::vector<EvalDoc> jcqa = sample_docs("jcommonsenseqa");
+  std::vector<EvalDoc> jcqa = sample_docs("jcommonsenseqa-1.1-0.2.1");
   ASSERT_EQ(jcqa.size(), 5u);
   EXPECT_EQ(jcqa[0].gold, 2u);
   EXPECT_EQ(jcqa[0].choices[2], "マザーボード");
   EXPECT_EQ(jcqa[4].gold, 4u);
   EXPECT_EQ(jcqa[4].line, 5u);
 
-  std::vector<EvalDoc> jnli = sample_docs("jnli");
+  std::vector<EvalDoc> jnli = sample_docs("jnli-1.3-0.2");
   ASSERT_EQ(jnli.size(), 4u);
   EXPECT_EQ(jnli[0].gold, 2u);  // neutral
   EXPECT_EQ(jnli[1].gold, 0u);  // entailment
   EXPECT_EQ(jnli[2].gold, 1u);  // contradiction
-  EXPECT_EQ(jnli[0].choices, (std::vector<std::string>{"entailment", "contradiction", "neutral"}));
+  EXPECT_EQ(jnli[0].choices, (std::vector<std::string>{"含意", "矛盾", "中立"}));
 
-  std::vector<EvalDoc> marc = sample_docs("marc_ja");
+  std::vector<EvalDoc> marc = sample_docs("marc_ja-1.1-0.2");
   ASSERT_EQ(marc.size(), 5u);
   EXPECT_EQ(marc[0].gold, 0u);
   EXPECT_EQ(marc[4].gold, 1u);
 
-  std::vector<EvalDoc> jsquad = sample_docs("jsquad");
+  std::vector<EvalDoc> jsquad = sample_docs("jsquad-1.1-0.2");
   ASSERT_EQ(jsquad.size(), 3u);
   const DocFields& f = jsquad[0].fields;
   EXPECT_EQ(f[0], (std::pair<std::string, std::string>{"title", "ジェイ・キャスト"}));
@@ -132,11 +152,16 @@ TEST(EvalTask, SampleFilesLoadInTheirFormats) {
   EXPECT_EQ(ppl[2].line, 4u);
 }
 
-// `text` in a scratch file, loaded as `task`: the error it gives.
-std::string load_error(const test::ScratchDir& dir, const std::string& task,
+// `text` in a scratch file, loaded as the format's built-in task: the error it gives.
+std::string load_error(const test::ScratchDir& dir, const std::string& format,
                        const std::string& text) {
-  const fs::path path = dir.path / (task + ".json");
+  const fs::path path = dir.path / (format + ".json");
   std::ofstream(path) << text;
+  const std::string task = format == "jcommonsenseqa" ? "jcommonsenseqa-1.1-0.2.1"
+                           : format == "jnli"         ? "jnli-1.3-0.2"
+                           : format == "marc_ja"      ? "marc_ja-1.1-0.2"
+                           : format == "jsquad"       ? "jsquad-1.1-0.2"
+                                                      : format;
   return error_of([&] { load_eval_docs(builtin(task), path.string()); });
 }
 
@@ -194,40 +219,26 @@ TEST(EvalTask, MissingDataFileNamesTaskAndDirectory) {
             kData + "/jcommonsenseqa-v1.3/train-v1.3.json");
 }
 
-TEST(EvalTask, FewshotDrawsAreSeededDistinctAndPerDocument) {
-  std::vector<size_t> a = draw_fewshot(10, 4, 1234, 0);
-  EXPECT_EQ(a, draw_fewshot(10, 4, 1234, 0));
-  EXPECT_NE(a, draw_fewshot(10, 4, 1234, 1));
-  EXPECT_NE(a, draw_fewshot(10, 4, 99, 0));
-  EXPECT_EQ(std::set<size_t>(a.begin(), a.end()).size(), 4u);
-  for (size_t i : a) EXPECT_LT(i, 10u);
-  std::vector<size_t> all = draw_fewshot(5, 5, 7, 3);
-  std::sort(all.begin(), all.end());
-  EXPECT_EQ(all, (std::vector<size_t>{0, 1, 2, 3, 4}));
-  EXPECT_TRUE(draw_fewshot(3, 0, 1, 0).empty());
-  EXPECT_NE(error_of([] { draw_fewshot(2, 3, 1, 0); }), "");
-}
-
 TEST(EvalTask, PromptTextIsTheHarnessLayout) {
-  TaskSpec t = builtin("jnli");
+  TaskSpec t = builtin("jnli-1.3-0.2");
   std::vector<EvalDoc> pool = load_eval_docs(t, kData + "/jnli-v1.3/train-v1.3.json");
-  std::vector<EvalDoc> docs = sample_docs("jnli");
+  std::vector<EvalDoc> docs = sample_docs("jnli-1.3-0.2");
   const std::string ctx = build_context(t, docs[1], {&pool[0], &pool[1]});
   EXPECT_EQ(ctx,
             t.description +
                 "前提:男性が公園でギターを弾いています。\n仮説:男性が楽器を演奏しています。\n関係:"
-                "entailment\n\n"
+                "含意\n\n"
                 "前提:猫がソファの上で寝ています。\n仮説:猫が外を走り回っています。\n関係:"
-                "contradiction\n\n"
+                "矛盾\n\n"
                 "前提:女性が台所で料理をしています。\n仮説:女性が食事を作っています。\n関係:");
-  TaskSpec q = builtin("jcommonsenseqa");
-  std::vector<EvalDoc> jcqa = sample_docs("jcommonsenseqa");
+  TaskSpec q = builtin("jcommonsenseqa-1.1-0.2.1");
+  std::vector<EvalDoc> jcqa = sample_docs("jcommonsenseqa-1.1-0.2.1");
   EXPECT_EQ(build_context(q, jcqa[1], {}),
             "与えられた選択肢の中から、最適な答えを選んでください。 \n\n"
             "質問：冬に体を温めるために着るものは？\n選択肢：\n- 水着\n- コート\n- サンダル\n- "
             "麦わら帽子\n- うちわ\n回答：");
-  TaskSpec s = builtin("jsquad");
-  std::vector<EvalDoc> sq = sample_docs("jsquad");
+  TaskSpec s = builtin("jsquad-1.1-0.2");
+  std::vector<EvalDoc> sq = sample_docs("jsquad-1.1-0.2");
   EXPECT_EQ(fewshot_target(s, sq[0]), "株式会社ジェイ・キャスト");
 }
 
