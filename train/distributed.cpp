@@ -138,6 +138,12 @@ void distributed_create(Distributed& d, const RunConfig& c, const ModelConfig& m
                           " is not a multiple of micro_batch_size x dp = " +
                           std::to_string(t.micro_batch_size) + " x " + std::to_string(sizes.dp));
   d.accumulation = t.global_batch_size / (t.micro_batch_size * sizes.dp);
+  try {
+    check_rampup(t.rampup_batch_size, t.global_batch_size, t.micro_batch_size * sizes.dp,
+                 "[train].rampup_batch_size");
+  } catch (const Error& e) {
+    fail_file(c.path, e.what());
+  }
   if (mc.tie_word_embeddings && sizes.pp > 1)
     fail_file(c.model.config,
               "tie_word_embeddings with pipeline parallelism (pp > 1) is not supported");
@@ -250,6 +256,9 @@ double distributed_forward_backward(Distributed& d, Loader& loader) {
   llama_zero_grads(d.model);
   d.loader = &loader;
   d.loss_sum = 0;
+  // A batch-size ramp-up changes the micro-batches per step; the pipeline slots were sized for
+  // the largest (the final global batch).
+  d.accumulation = int64_t(loader.batch.size()) / (int64_t(d.B) * d.grid.sizes.dp);
   if (d.grid.sizes.pp == 1) {
     for (int64_t micro = 0; micro < d.accumulation; ++micro) {
       pipeline_forward(&d, int(micro), 0);
@@ -321,6 +330,28 @@ std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64
     losses[ds] = distributed_sum(d, sum) / double(eval_batches);
   }
   return losses;
+}
+
+double distributed_eval_stream(Distributed& d, Loader& loader, int which, int64_t first,
+                               int64_t micro_batches) {
+  if (micro_batches == 0 || loader_eval_stream_size(loader, which) == 0)
+    return std::numeric_limits<double>::quiet_NaN();
+  const ModelShard& s = d.model_shard;
+  const int stage = d.grid.coord.pp;
+  const size_t floats = llama_stage_floats(d.model);
+  double sum = 0;
+  for (int64_t i = d.grid.coord.dp; i < micro_batches; i += d.grid.sizes.dp) {
+    loader_read_eval_stream(loader, which, first + i * int64_t(d.B), d.inputs.data(),
+                            d.targets.data());
+    if (!s.first_stage)
+      send_recv(d.grid.pp, {}, -1, std::span(llama_stage_input(d.model, 0), floats), stage - 1);
+    float loss = llama_forward(d.model, s.first_stage ? d.inputs.data() : nullptr,
+                               s.last_stage ? d.targets.data() : nullptr, d.B, d.T, 0.0f);
+    if (!s.last_stage)
+      send_recv(d.grid.pp, std::span(llama_stage_output(d.model, 0), floats), stage + 1, {}, -1);
+    if (s.last_stage && s.tp_rank == 0) sum += loss;
+  }
+  return distributed_sum(d, sum) / double(micro_batches);
 }
 
 void distributed_gather_full(Distributed& d, float* params, float* m, float* v) {

@@ -75,6 +75,11 @@ void distributed_optimizer_step(Distributed& d, float lr);
 // Validation loss per dataset over eval_batches micro-batches (NaN where a dataset has none); the
 // batches are shared out over the dp ranks.
 std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64_t eval_batches);
+// Megatron's accounting: the mean loss over `micro_batches` micro-batches of the loader's blended
+// validation (which = 1) or test (2) stream from sample `first` (shared out over the dp ranks);
+// NaN when the split has no stream.
+double distributed_eval_stream(Distributed& d, Loader& loader, int which, int64_t first,
+                               int64_t micro_batches);
 
 // Every rank's part gathered into full one-process buffers on the leader (params, AdamW m and v;
 // (full_layout.total) each, only touched on the leader). Collective.

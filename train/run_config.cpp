@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/loader.h"
 
 namespace hibari {
 
@@ -68,6 +69,19 @@ struct TomlReader {
       value.push_back(*v);
     }
   }
+  void operator()(const char* key, std::vector<int64_t>& value, const char*) {
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) fail_file(file, where(key) + " must be an array of integers");
+    value.clear();
+    for (const toml::node& item : *array) {
+      auto v = item.value_exact<int64_t>();
+      if (!v) fail_file(file, where(key) + " must be an array of integers");
+      value.push_back(*v);
+    }
+  }
   void operator()(const char* key, std::vector<std::string>& value, const char*) {
     known.insert(key);
     const toml::node* node = table.get(key);
@@ -119,6 +133,9 @@ struct ReferenceWriter {
     line(key, v ? "true" : "false", help);
   }
   void operator()(const char* key, std::vector<double>&, const char* help) {
+    line(key, "[]", help);
+  }
+  void operator()(const char* key, std::vector<int64_t>&, const char* help) {
     line(key, "[]", help);
   }
   void line(const char* key, const std::string& value, const char* help) {
@@ -177,6 +194,10 @@ RunConfig load_run_config(const std::string& path) {
   for (double w : d.weights) {
     if (!(w > 0)) fail_file(path, "[data].weights must be positive");
   }
+  if (!d.weights.empty() && d.weights.size() != d.prefixes.size())
+    fail_file(path, "[data].weights needs one weight per prefix");
+  if (!(d.mid_level_dataset_surplus >= 0))
+    fail_file(path, "[data].mid_level_dataset_surplus must not be negative");
   check_positive(path, "[train].seq_length", c.train.seq_length);
   check_positive(path, "[train].micro_batch_size", c.train.micro_batch_size);
   check_positive(path, "[train].global_batch_size", c.train.global_batch_size);
@@ -184,8 +205,36 @@ RunConfig load_run_config(const std::string& path) {
   check_positive(path, "[train].log_every", c.train.log_every);
   if (c.train.global_batch_size % c.train.micro_batch_size != 0)
     fail_file(path, "[train].global_batch_size must be a multiple of micro_batch_size");
+  // Megatron's sample-based training: train_samples instead of steps (not both), and a ramp-up
+  // only with it.
+  if (c.train.train_samples < 0) fail_file(path, "[train].train_samples must not be negative");
+  const toml::table* train_table = root["train"].as_table();
+  if (c.train.train_samples > 0 && train_table && train_table->contains("steps"))
+    fail_file(path, "give [train].steps or [train].train_samples, not both");
+  if (!c.train.rampup_batch_size.empty() && c.train.train_samples == 0)
+    fail_file(path,
+              "[train].rampup_batch_size needs [train].train_samples (Megatron ramps up "
+              "sample-based runs only)");
+  try {
+    check_rampup(c.train.rampup_batch_size, c.train.global_batch_size, c.train.micro_batch_size,
+                 "[train].rampup_batch_size");
+  } catch (const Error& e) {
+    fail_file(path, e.what());
+  }
+  if (c.train.train_samples > 0) {
+    c.train.steps = rampup_train_iters(c.train.rampup_batch_size, c.train.global_batch_size,
+                                       c.train.train_samples);
+    if (c.train.steps == 0)
+      fail_file(path, "[train].train_samples " + std::to_string(c.train.train_samples) +
+                          " is less than one global batch");
+  }
+  if (c.train.eval_iters > 0 && c.train.eval_every == 0)
+    fail_file(path,
+              "[train].eval_iters (Megatron's accounting) needs [train].eval_every > 0 "
+              "(Megatron's eval_interval)");
   if (c.train.threads < 0 || c.train.eval_every < 0 || c.train.eval_batches < 0 ||
-      c.train.sample_tokens < 0 || c.train.sample_top_k < 0 || c.train.peak_flops < 0)
+      c.train.eval_iters < 0 || c.train.sample_tokens < 0 || c.train.sample_top_k < 0 ||
+      c.train.peak_flops < 0)
     fail_file(path, "[train] values must not be negative");
   if (c.optimizer.lr <= 0 || c.optimizer.min_lr < 0 || c.optimizer.min_lr > c.optimizer.lr)
     fail_file(path, "[optimizer] needs lr > 0 and 0 <= min_lr <= lr");

@@ -29,6 +29,9 @@ struct DataSection {
   std::string split = "969,30,1";
   std::string tokenizer;
   std::string cache_dir;
+  bool add_extra_token_to_sequence = true;
+  bool drop_last_partial_validation_sequence = true;
+  double mid_level_dataset_surplus = 0.005;
   template <class V>
   void visit(V&& v) {
     v("prefixes", prefixes,
@@ -44,6 +47,15 @@ struct DataSection {
       "turns sample prompts into tokens");
     v("cache_dir", cache_dir,
       "where the sample-order indices are cached (default: a cache folder beside each dataset)");
+    v("add_extra_token_to_sequence", add_extra_token_to_sequence,
+      "Megatron's option: a sample is seq_length + 1 tokens (targets are the inputs shifted); "
+      "false: seq_length tokens, the last position has no target");
+    v("drop_last_partial_validation_sequence", drop_last_partial_validation_sequence,
+      "Megatron's option: false keeps the validation split's last, shorter sample (padded, the "
+      "padding not scored)");
+    v("mid_level_dataset_surplus", mid_level_dataset_surplus,
+      "Megatron's option: blended datasets build indices for this many more samples than their "
+      "share (a single dataset with a weight is blended too, as in Megatron)");
   }
 };
 
@@ -53,10 +65,13 @@ struct TrainSection {
   int64_t micro_batch_size = 8;
   int64_t global_batch_size = 8;
   int64_t steps = 100;
+  int64_t train_samples = 0;
+  std::vector<int64_t> rampup_batch_size;
   int64_t threads = 0;
   int64_t log_every = 1;
   int64_t eval_every = 0;
   int64_t eval_batches = 4;
+  int64_t eval_iters = 0;
   double peak_flops = 0;
   std::vector<std::string> sample_prompts;
   int64_t sample_tokens = 128;
@@ -74,10 +89,22 @@ struct TrainSection {
     v("global_batch_size", global_batch_size,
       "sequences per optimizer step (a multiple of micro_batch_size; the rest is accumulation)");
     v("steps", steps, "optimizer steps to run");
+    v("train_samples", train_samples,
+      "Megatron's sample-based run instead of steps: the samples to train on (sizes the sample "
+      "indices as Megatron's train_samples does; steps become Megatron's train_iters); 0: off");
+    v("rampup_batch_size", rampup_batch_size,
+      "Megatron's batch-size ramp-up [start, increment, samples] (needs train_samples): the "
+      "global batch grows from start by increment every samples / ((global_batch_size - start) / "
+      "increment) samples read; the sample order stays the same, only the step boundaries move");
     v("threads", threads, "CPU threads (0: OMP_NUM_THREADS, else all cores)");
     v("log_every", log_every, "write a progress line every this many steps");
     v("eval_every", eval_every, "validation loss every this many steps (0: only at the end)");
     v("eval_batches", eval_batches, "micro-batches per dataset in a validation pass");
+    v("eval_iters", eval_iters,
+      "Megatron's accounting of validation (0: off): each validation pass reads the next "
+      "eval_iters global batches of the blended validation stream, sized (steps / eval_every + "
+      "1) x eval_iters x global_batch_size as Megatron's eval_interval = eval_every; the run ends "
+      "with a test pass over eval_iters global batches of the test split");
     v("peak_flops", peak_flops,
       "FLOP/s that MFU divides by (0: measure this machine's sgemm rate at start)");
     v("sample_prompts", sample_prompts, "prompts continued by the model at the end of training");

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "checkpoint/native_checkpoint.h"
 #include "core/error.h"
@@ -95,13 +96,24 @@ LoaderOptions loader_options(const RunConfig& c, size_t vocab_size, const Grid& 
                          .prefix = c.data.prefixes[i],
                          .weight = c.data.weights.empty() ? 1.0 : c.data.weights[i]});
   }
+  o.weighted = !c.data.weights.empty();
   o.split = c.data.split;
+  o.add_extra_token = c.data.add_extra_token_to_sequence;
+  o.drop_last_partial_validation_sequence = c.data.drop_last_partial_validation_sequence;
+  o.surplus = c.data.mid_level_dataset_surplus;
   o.seq_length = int32_t(t.seq_length);
   o.seed = uint32_t(t.seed);
   o.global_batch_size = t.global_batch_size;
   o.micro_batch_size = t.micro_batch_size;
-  o.train_samples = t.steps * t.global_batch_size;
+  // Megatron sizes the indices by train_samples when the run is given in samples.
+  o.train_samples = t.train_samples > 0 ? t.train_samples : t.steps * t.global_batch_size;
+  o.rampup_batch_size = t.rampup_batch_size;
   o.valid_samples = t.eval_batches * t.micro_batch_size;
+  if (t.eval_iters > 0) {
+    o.megatron_eval = true;
+    std::tie(o.valid_samples, o.test_samples) =
+        megatron_eval_samples(t.steps, t.eval_every, t.eval_iters, t.global_batch_size);
+  }
   o.vocab_size = vocab_size;
   o.dp_rank = grid.coord.dp;
   o.dp_size = grid.sizes.dp;
@@ -256,7 +268,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     peak = measure_sgemm_flops();
     peak_source = "measured: 2048^3 sgemm on " + std::to_string(num_threads()) + " threads";
   }
-  const size_t tokens_per_step = size_t(t.global_batch_size) * T;
+  const size_t tokens_per_step = size_t(t.global_batch_size) * T;  // after any ramp-up
   std::fprintf(out, "hibari train: %s\n", c.path.c_str());
   std::fprintf(
       out,
@@ -275,6 +287,16 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   std::fprintf(out, "  batch   %zu tokens per step (%lld x %zu; %lld micro-batches of %zu)\n",
                tokens_per_step, (long long)t.global_batch_size, T,
                (long long)(dist.accumulation * dist.grid.sizes.dp), dist.B);
+  if (!t.rampup_batch_size.empty()) {
+    const std::vector<int64_t>& r = t.rampup_batch_size;
+    std::fprintf(out,
+                 "          ramp-up: %lld sequences at first, + %lld every %.1f samples up to %lld "
+                 "samples (now %lld); %lld steps for %lld samples\n",
+                 (long long)r[0], (long long)r[1],
+                 double(r[2]) / double((t.global_batch_size - r[0]) / r[1]), (long long)r[2],
+                 (long long)loader_batch_size(loader), (long long)t.steps,
+                 (long long)t.train_samples);
+  }
   if (dist.world.size > 1) {
     const GridSizes& g = dist.grid.sizes;
     std::fprintf(out,
@@ -304,6 +326,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   TrainSummary summary;
   auto run_start = Clock::now();
   double train_seconds = 0;
+  int64_t tokens_run = 0;  // tokens of the steps this process ran
   summary.resumed_from = start_step;
   std::vector<double> recent_losses;  // for spike detection, the last 50
   dist.watchdog = &watchdog;
@@ -338,23 +361,43 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     bytes_of_steps =
         comm_bytes_add(bytes_of_steps, comm_bytes_sub(distributed_bytes(dist), bytes_before_steps));
 
-    double tokens_per_second = double(tokens_per_step) / step_seconds;
+    // With a ramp-up the step's batch is the loader's, not G.
+    const int64_t step_tokens = int64_t(loader.batch.size()) * int64_t(T);
+    tokens_run += step_tokens;
+    double tokens_per_second = double(step_tokens) / step_seconds;
     double mfu = tokens_per_second * flops_per_token / peak;
     std::vector<Metric> row = {{"loss", loss},
                                {"lr", lr},
                                {"grad_norm", grad_norm},
                                {"tokens_per_s", tokens_per_second},
                                {"mfu", mfu},
-                               {"tokens", double(step) * double(tokens_per_step)}};
+                               {"tokens", double(loader.state.consumed_samples) * double(T)}};
     bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
     if (eval_now) {
       watchdog_enter(watchdog, "validation", step);
-      std::vector<double> losses = distributed_validation(dist, loader, t.eval_batches);
-      summary.valid_loss = blended_loss(losses, loader.weights);
-      row.push_back({"valid_loss", summary.valid_loss});
-      for (size_t d = 0; d < losses.size(); ++d) {
-        if (!std::isnan(losses[d]))
-          row.push_back({"valid_loss/" + loader.datasets[d].name, losses[d]});
+      if (t.eval_iters > 0) {
+        // Megatron's accounting: evaluation k reads the next eval_iters global batches of the
+        // validation stream (its valid iterator goes on), k = the evaluations before this one;
+        // the test pass at the end reads the first eval_iters global batches of the test stream.
+        const int64_t evals_before =
+            step % t.eval_every == 0 ? step / t.eval_every - 1 : step / t.eval_every;
+        const int64_t samples = t.eval_iters * t.global_batch_size;
+        const int64_t micro = samples / t.micro_batch_size;
+        summary.valid_loss =
+            distributed_eval_stream(dist, loader, 1, evals_before * samples, micro);
+        row.push_back({"valid_loss", summary.valid_loss});
+        if (step == t.steps) {
+          const double test_loss = distributed_eval_stream(dist, loader, 2, 0, micro);
+          if (!std::isnan(test_loss)) row.push_back({"test_loss", test_loss});
+        }
+      } else {
+        std::vector<double> losses = distributed_validation(dist, loader, t.eval_batches);
+        summary.valid_loss = blended_loss(losses, loader.weights);
+        row.push_back({"valid_loss", summary.valid_loss});
+        for (size_t d = 0; d < losses.size(); ++d) {
+          if (!std::isnan(losses[d]))
+            row.push_back({"valid_loss/" + loader.datasets[d].name, losses[d]});
+        }
       }
     }
     if (finite && t.spike_factor > 0 && recent_losses.size() >= 10) {
@@ -379,7 +422,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     summary.steps = step;
 
     const int64_t steps_run = step - start_step;
-    double average_tokens_per_second = double(steps_run * int64_t(tokens_per_step)) / train_seconds;
+    double average_tokens_per_second = double(tokens_run) / train_seconds;
     double eta = double(t.steps - step) * train_seconds / double(steps_run);
     char line[256];
     std::snprintf(
@@ -449,8 +492,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                  (long long)start_step, (long long)t.steps);
     return summary;
   }
-  summary.tokens_per_second =
-      double((summary.steps - start_step) * int64_t(tokens_per_step)) / train_seconds;
+  summary.tokens_per_second = double(tokens_run) / train_seconds;
   std::fprintf(out, "done: %lld steps in %s, %.0f tokens/s; loss %.4f -> %.4f\n",
                (long long)summary.steps, format_duration(seconds_since(run_start)).c_str(),
                summary.tokens_per_second, summary.first_loss, summary.last_loss);

@@ -136,6 +136,20 @@ const BadCase cases[] = {
      "needs [data].tokenizer"},
     {"toml_missing_tokenizer", replace(good_run, "split", "tokenizer = \"tok.json\"\nsplit"),
      good_model, "tok.json", ""},
+    {"toml_rampup_without_train_samples",
+     replace(good_run, "steps = 1", "steps = 1\nrampup_batch_size = [2, 2, 8]"), good_model,
+     "run.toml", "needs [train].train_samples"},
+    {"toml_steps_and_train_samples", replace(good_run, "steps = 1", "steps = 1\ntrain_samples = 8"),
+     good_model, "run.toml", "not both"},
+    {"toml_rampup_not_multiple",
+     replace(good_run, "global_batch_size = 2\nsteps = 1",
+             "global_batch_size = 8\ntrain_samples = 64\nrampup_batch_size = [2, 4, 8]"),
+     good_model, "run.toml", "multiple of the increment"},
+    {"toml_rampup_wrong_type",
+     replace(good_run, "steps = 1", "train_samples = 8\nrampup_batch_size = [2, 2.5, 8]"),
+     good_model, "run.toml", "[train].rampup_batch_size must be an array of integers"},
+    {"toml_negative_surplus", replace(good_run, "split", "mid_level_dataset_surplus = -1\nsplit"),
+     good_model, "run.toml", "[data].mid_level_dataset_surplus must not be negative"},
     // config.json
     {"json_syntax", good_run, "{\"model_type\": \"llama\",", "config.json", "malformed JSON"},
     {"json_not_object", good_run, "[1, 2]", "config.json", "expected a JSON object"},
@@ -339,6 +353,88 @@ TEST(Resume, CheckpointOfAnotherModelIsAOneLineError) {
 
 // freeze_vocab_below: the embedding and output rows of ids below it stay as they were; the rows
 // above it (the Japanese bytes 0xE3.. of the data, here) train.
+// The "tokens" values of metrics.jsonl, one per step.
+std::vector<std::string> logged_tokens(const fs::path& metrics) {
+  std::ifstream in(metrics);
+  std::vector<std::string> tokens;
+  for (std::string line; std::getline(in, line);) {
+    size_t at = line.find("\"tokens\": ");
+    if (at == std::string::npos) continue;
+    size_t begin = at + 10, end = line.find_first_of(",}", begin);
+    tokens.push_back(line.substr(begin, end - begin));
+  }
+  return tokens;
+}
+
+// [train].rampup_batch_size = [2, 2, 24] to 8 over train_samples = 60: Megatron's 12 steps of
+// 2, 2, 2, 2, 4, 4, 6, 6, 8, 8, 8, 8 sequences (8 samples per increment), and a run resumed from
+// the checkpoint after step 5 (inside the ramp) gives the uninterrupted run's last 7 losses bit for
+// bit.
+TEST(Train, RampupBatchSizeStepsAndResumeMidRamp) {
+  fs::path dir = fs::path(HIBARI_BINARY_DIR) / "test_tmp" / ("rampup." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << good_model;
+  write_text_dataset(dir);
+  auto run_file = [&](const std::string& name) {
+    std::string run = replace(good_run, "global_batch_size = 2\nsteps = 1",
+                              "global_batch_size = 8\ntrain_samples = 60\n"
+                              "rampup_batch_size = [2, 2, 24]\npeak_flops = 1e9");
+    run = replace(run, "[run]", "[checkpoint]\nevery = 1\nkeep = 0\n[run]");
+    std::ofstream(dir / (name + ".toml")) << replace(run, "RUNDIR", (dir / name).string());
+    return dir / (name + ".toml");
+  };
+  CommandResult whole = run_hibari(run_file("whole"), dir);
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  const std::vector<std::string> losses = logged_losses(dir / "whole" / "metrics.jsonl");
+  ASSERT_EQ(losses.size(), 12u);
+  // Samples consumed after each step x 16 tokens.
+  EXPECT_EQ(logged_tokens(dir / "whole" / "metrics.jsonl"),
+            (std::vector<std::string>{"32", "64", "96", "128", "192", "256", "352", "448", "576",
+                                      "704", "832", "960"}));
+  EXPECT_NE(whole.out.find("ramp-up: 2 sequences at first"), std::string::npos) << whole.out;
+
+  // A second run whose newest checkpoint is the whole run's step 5.
+  fs::create_directories(dir / "part" / "ckpt");
+  fs::copy(dir / "whole" / "ckpt" / hibari::checkpoint_dir_name(5),
+           dir / "part" / "ckpt" / hibari::checkpoint_dir_name(5), fs::copy_options::recursive);
+  CommandResult part = run_hibari(run_file("part"), dir);
+  ASSERT_EQ(part.exit_code, 0) << part.err;
+  EXPECT_EQ(logged_losses(dir / "part" / "metrics.jsonl"),
+            std::vector<std::string>(losses.begin() + 5, losses.end()));
+  EXPECT_EQ(logged_tokens(dir / "part" / "metrics.jsonl"),
+            (std::vector<std::string>{"256", "352", "448", "576", "704", "832", "960"}));
+  fs::remove_all(dir);
+}
+
+// [train].eval_iters: Megatron's accounting.  Every evaluation reports valid_loss from the blended
+// validation stream and the last step a test_loss; the header counts Megatron's split sizes.
+TEST(Train, MegatronEvalAccountingReportsValidationAndTest) {
+  fs::path dir =
+      fs::path(HIBARI_BINARY_DIR) / "test_tmp" / ("eval_iters." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << good_model;
+  write_text_dataset(dir);
+  std::string run = replace(good_run, "steps = 1", "steps = 4\neval_every = 2\neval_iters = 1");
+  run = replace(run, "split = \"80,20\"", "split = \"60,20,20\"");
+  std::ofstream(dir / "run.toml") << replace(run, "RUNDIR", (dir / "run").string());
+  CommandResult r = run_hibari(dir / "run.toml", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string metrics = hibari::test::read_file(dir / "run" / "metrics.jsonl");
+  size_t valid = 0;
+  for (size_t at = metrics.find("\"valid_loss\": "); at != std::string::npos;
+       at = metrics.find("\"valid_loss\": ", at + 1))
+    ++valid;
+  EXPECT_EQ(valid, 2u) << metrics;  // steps 2 and 4
+  EXPECT_EQ(metrics.find("valid_loss/"), std::string::npos) << metrics;
+  const size_t test = metrics.find("\"test_loss\": ");
+  ASSERT_NE(test, std::string::npos) << metrics;
+  EXPECT_GT(test, metrics.rfind("\"step\": 4")) << metrics;
+  EXPECT_EQ(metrics.find("null"), std::string::npos) << metrics;
+  fs::remove_all(dir);
+}
+
 TEST(Train, FrozenVocabularyRowsStayFixed) {
   ResumeFixture f("freeze_vocab");
   std::string run = replace(resumable_run(f.dir / "frozen"), "steps = 30", "steps = 6");
