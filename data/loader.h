@@ -18,7 +18,16 @@
 // built for goes on into further epochs, built with seed + 1, seed + 2, ...
 //
 // Validation.  Each source's validation split (Megatron's `split`, e.g. "969,30,1") is read on its
-// own, so the validation loss is reported per source (per language).
+// own, so the validation loss is reported per source (per language).  With Megatron's accounting
+// (megatron_eval) the validation and test splits are sized and blended as Megatron's builder does
+// and read as one stream each.
+//
+// Megatron-LM.  The rules followed are Megatron core's at commit
+// 0b9bc2088b6d6c858275d02638064cc7e0bf8b70 (the last before rampup_batch_size gave way to
+// step_batch_size_schedule): the split rule (rounded cumulative bounds),
+// add_extra_token_to_sequence, drop_last_partial_validation_sequence, mid_level_dataset_surplus, a
+// single weighted dataset on the blended path, the batch-size ramp-up and the validation/test
+// sample counts; each is checked against tests/reference/megatron_indices.py.
 #pragma once
 
 #include <cstddef>
