@@ -45,8 +45,6 @@ PackedLayout packed_layout(size_t n) {
   return layout;
 }
 
-constexpr size_t kGroupValues = kQuantBlock * kQuantScaleGroup;
-
 // The dequantized scale of block scale code c in a group with scale S. c / 255 is 1 exactly for
 // c = 255, so the largest code gives S itself; the one formula serves quantize and dequantize.
 float block_scale(float group_scale, uint8_t c) { return group_scale * (float(c) / 255.0f); }
