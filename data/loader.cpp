@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -219,6 +220,43 @@ void plan_samples(const Loader& loader, LoaderState& state, std::vector<int64_t>
   }
 }
 
+LoaderDataset open_dataset(const LoaderSource& source) {
+  LoaderDataset d{
+      .name = source.name, .prefix = source.prefix, .data = IndexedDataset::open(source.prefix)};
+  const size_t count = d.data.sequence_count();
+  d.lengths.resize(count);
+  for (size_t s = 0; s < count; ++s) d.lengths[s] = int32_t(d.data.sequence_length(s));
+  return d;
+}
+
+// The validation (which = 1) or test (2) indices of `documents` of d, for `wanted` samples; empty
+// when the documents hold no sample.  Only the validation split may keep a partial last sample
+// (drop_last_partial_validation_sequence).
+GptIndices build_eval_indices(const LoaderOptions& o, const LoaderDataset& d, int which,
+                              int64_t wanted, const std::vector<int32_t>& documents) {
+  int64_t tokens = 0;
+  for (int32_t s : documents) tokens += d.lengths[size_t(s)];
+  const int64_t extra = o.add_extra_token ? 1 : 0;
+  const bool partial = which == 1 && !o.drop_last_partial_validation_sequence;
+  if (tokens - extra < (partial ? 1 : o.seq_length)) return {};
+  GptIndicesConfig config{.num_samples = wanted,
+                          .seq_length = o.seq_length,
+                          .seed = o.seed,
+                          .add_extra_token = o.add_extra_token,
+                          .drop_last_partial_sequence = !partial};
+  return load_or_build_gpt_indices(cache_dir_for(o, d.prefix), d.prefix,
+                                   which == 1 ? "valid" : "test", d.lengths, documents, config);
+}
+
+// A stream of `size` samples of one dataset, in its own order (Megatron's lone mid-level dataset).
+BlendIndices single_stream(int64_t size) {
+  BlendIndices stream;
+  stream.dataset_index.assign(size_t(size), 0);
+  stream.dataset_sample_index.resize(size_t(size));
+  std::iota(stream.dataset_sample_index.begin(), stream.dataset_sample_index.end(), int64_t(0));
+  return stream;
+}
+
 // Megatron's accounting: the blended validation and test streams, as BlendedDataset orders the
 // split's sources (a lone unweighted source is its own stream).
 void build_eval_streams(Loader& loader, const std::vector<double>& raw) {
@@ -237,13 +275,42 @@ void build_eval_streams(Loader& loader, const std::vector<double>& raw) {
     }
     BlendIndices& stream = loader.eval_stream[size_t(which)];
     if (loader.datasets.size() == 1 && !o.weighted) {
-      stream.dataset_index.assign(size_t(size), 0);
-      stream.dataset_sample_index.resize(size_t(size));
-      for (int64_t k = 0; k < size; ++k) stream.dataset_sample_index[size_t(k)] = k;
+      stream = single_stream(size);
     } else {
       const BlendPlan plan = plan_blend(raw, size, o.surplus);
       stream = build_blending_indices(plan.weights, plan.size);
     }
+  }
+}
+
+// blend_per_split: the validation and test splits from their own datasets, each read whole
+// (Megatron's split_spoof (0.0, 1.0)).  One dataset is sized by the split's sample count whatever
+// its weight; several are blended with the surplus, as _build_blended_dataset_splits does.
+void open_split_datasets(Loader& loader) {
+  const LoaderOptions& o = loader.options;
+  for (int which : {1, 2}) {
+    const std::vector<LoaderSource>& sources = which == 1 ? o.valid_sources : o.test_sources;
+    const int64_t size = which == 1 ? o.valid_samples : o.test_samples;
+    if (sources.empty() || size <= 0) continue;
+    std::vector<double> raw;
+    for (const LoaderSource& s : sources) raw.push_back(s.weight);
+    const BlendPlan plan = plan_blend(raw, size, o.surplus);
+    for (size_t j = 0; j < sources.size(); ++j) {
+      LoaderDataset d = open_dataset(sources[j]);
+      std::vector<int32_t> all(d.lengths.size());
+      std::iota(all.begin(), all.end(), 0);
+      const int64_t wanted = sources.size() == 1 ? size : plan.num_samples[j];
+      GptIndices indices = build_eval_indices(o, d, which, wanted, all);
+      if (indices.num_samples() == 0)
+        fail_file(d.prefix + ".idx", std::string("the ") + (which == 1 ? "validation" : "test") +
+                                         " dataset \"" + d.name + "\" (" +
+                                         std::to_string(all.size()) +
+                                         " sequences) holds no sample of seq_length tokens");
+      (which == 1 ? d.valid : d.test) = std::move(indices);
+      loader.split_datasets[size_t(which)].push_back(std::move(d));
+    }
+    loader.eval_stream[size_t(which)] =
+        sources.size() == 1 ? single_stream(size) : build_blending_indices(plan.weights, plan.size);
   }
 }
 
@@ -264,6 +331,18 @@ void validate_options(const LoaderOptions& o) {
     fail("data: global_batch_size must be a multiple of micro_batch_size x data-parallel size");
   if (o.dp_rank < 0 || o.dp_rank >= o.dp_size) fail("data: dp_rank outside [0, dp_size)");
   if (o.train_samples <= 0) fail("data: train_samples must be positive");
+  for (const std::vector<LoaderSource>* split : {&o.valid_sources, &o.test_sources}) {
+    for (const LoaderSource& s : *split) {
+      if (!(s.weight > 0)) fail("data: the weight of \"" + s.name + "\" must be positive");
+    }
+  }
+  if (!o.blend_per_split && (!o.valid_sources.empty() || !o.test_sources.empty()))
+    fail("data: validation and test datasets of their own need blend_per_split");
+  if (o.blend_per_split && !o.megatron_eval &&
+      (!o.valid_sources.empty() || !o.test_sources.empty()))
+    fail(
+        "data: validation and test datasets of their own (blend_per_split) need Megatron's "
+        "accounting (eval_iters)");
   check_rampup(o.rampup_batch_size, o.global_batch_size, o.micro_batch_size * o.dp_size,
                "data: rampup_batch_size");
 }
@@ -273,7 +352,10 @@ void validate_options(const LoaderOptions& o) {
 Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
                    const std::string& resume_origin, std::vector<std::string>* notes) {
   validate_options(options);
-  const std::vector<double> shares = parse_split(options.split);
+  // blend_per_split reads every training dataset whole; the split string plays no part.
+  const std::vector<double> shares =
+      options.blend_per_split ? std::vector<double>{} : parse_split(options.split);
+  const std::string split = options.blend_per_split ? "blend_per_split" : options.split;
   Loader loader;
   loader.options = options;
 
@@ -287,13 +369,13 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     if (resume->seed != options.seed)
       fail_file(where, "the data seed was " + std::to_string(resume->seed) + ", now " +
                            std::to_string(options.seed) + "; the sample order cannot continue");
-    if (resume->split != options.split)
-      fail_file(where, "split was \"" + resume->split + "\", now \"" + options.split +
+    if (resume->split != split)
+      fail_file(where, "split was \"" + resume->split + "\", now \"" + split +
                            "\"; the sample order cannot continue");
   } else {
     loader.state.seq_length = options.seq_length;
     loader.state.seed = options.seed;
-    loader.state.split = options.split;
+    loader.state.split = split;
   }
 
   // Blend weights as Megatron's BlendedDataset sees them; sizes for sources new to this run.
@@ -306,12 +388,11 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
 
   for (size_t i = 0; i < options.sources.size(); ++i) {
     const LoaderSource& source = options.sources[i];
-    LoaderDataset d{
-        .name = source.name, .prefix = source.prefix, .data = IndexedDataset::open(source.prefix)};
-    const size_t count = d.data.sequence_count();
-    d.lengths.resize(count);
-    for (size_t s = 0; s < count; ++s) d.lengths[s] = int32_t(d.data.sequence_length(s));
-    const std::vector<int64_t> bounds = split_bounds(shares, int64_t(count));
+    LoaderDataset d = open_dataset(source);
+    const size_t count = d.lengths.size();
+    const std::vector<int64_t> bounds = options.blend_per_split
+                                            ? std::vector<int64_t>{0, int64_t(count)}
+                                            : split_bounds(shares, int64_t(count));
     for (int64_t s = bounds[0]; s < bounds[1]; ++s) d.train_documents.push_back(int32_t(s));
     if (d.train_documents.empty())
       fail_file(source.prefix + ".idx",
@@ -327,8 +408,10 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
       d.state = size_t(known - loader.state.sources.begin());
     } else {
       // Megatron sizes a lone dataset without a weight by train_samples, and blended ones (a
-      // lone weighted one too) by plan_blend.
-      const bool lone = options.sources.size() == 1 && !options.weighted;
+      // lone weighted one too) by plan_blend; with blend_per_split a lone dataset is never
+      // blended.
+      const bool lone =
+          options.sources.size() == 1 && (!options.weighted || options.blend_per_split);
       int64_t planned = lone ? remaining : plan.num_samples[i];
       loader.state.sources.push_back({source.name, source.prefix, planned, 0, 0});
       d.state = loader.state.sources.size() - 1;
@@ -338,30 +421,18 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
 
     // Validation (1) and test (2) indices.  Megatron's accounting sizes them as its builder sizes
     // the valid and test splits (a blended source by its plan_blend share); otherwise validation
-    // wants valid_samples per source and there is no test split.  Only the validation split may
-    // keep a partial last sample (drop_last_partial_validation_sequence).
+    // wants valid_samples per source and there is no test split.  blend_per_split reads them
+    // from datasets of their own (open_split_datasets).
     for (int which : {1, 2}) {
       const int64_t size = which == 1 ? options.valid_samples : options.test_samples;
-      if (size <= 0 || (which == 2 && !options.megatron_eval)) continue;
+      if (options.blend_per_split || size <= 0 || (which == 2 && !options.megatron_eval)) continue;
       const bool lone =
           !options.megatron_eval || (options.sources.size() == 1 && !options.weighted);
       const int64_t wanted = lone ? size : plan_blend(raw, size, options.surplus).num_samples[i];
       std::vector<int32_t> documents;
       for (int64_t s = bounds[size_t(which)]; s < bounds[size_t(which) + 1]; ++s)
         documents.push_back(int32_t(s));
-      int64_t tokens = 0;
-      for (int32_t s : documents) tokens += d.lengths[size_t(s)];
-      const int64_t extra = options.add_extra_token ? 1 : 0;
-      const bool partial = which == 1 && !options.drop_last_partial_validation_sequence;
-      if (tokens - extra < (partial ? 1 : options.seq_length)) continue;
-      GptIndicesConfig config{.num_samples = wanted,
-                              .seq_length = options.seq_length,
-                              .seed = options.seed,
-                              .add_extra_token = options.add_extra_token,
-                              .drop_last_partial_sequence = !partial};
-      (which == 1 ? d.valid : d.test) =
-          load_or_build_gpt_indices(cache_dir_for(options, d.prefix), d.prefix,
-                                    which == 1 ? "valid" : "test", d.lengths, documents, config);
+      (which == 1 ? d.valid : d.test) = build_eval_indices(options, d, which, wanted, documents);
     }
     loader.datasets.push_back(std::move(d));
   }
@@ -382,7 +453,10 @@ Loader loader_open(const LoaderOptions& options, const LoaderState* resume,
     for (LoaderSourceState& s : loader.state.sources) s.segment_start = s.consumed;
   }
   loader.sample.resize(sample_tokens(options));
-  if (options.megatron_eval) build_eval_streams(loader, raw);
+  if (options.blend_per_split)
+    open_split_datasets(loader);
+  else if (options.megatron_eval)
+    build_eval_streams(loader, raw);
   loader.batch.reserve(size_t(options.global_batch_size));
   if (resume && same_blend && resume->next_batch_hash) {
     const uint64_t now = loader_next_batch_hash(loader);
@@ -455,12 +529,14 @@ void loader_read_eval_stream(Loader& loader, int which, int64_t first, int32_t* 
   const int64_t n = loader_eval_stream_size(loader, which);
   check(n > 0, "loader: no evaluation stream");
   const BlendIndices& stream = loader.eval_stream[size_t(which)];
+  const std::vector<LoaderDataset>& datasets =
+      loader.options.blend_per_split ? loader.split_datasets[size_t(which)] : loader.datasets;
   const size_t B = size_t(loader.options.micro_batch_size);
   const size_t T = size_t(loader.options.seq_length);
   const bool partial = which == 1 && !loader.options.drop_last_partial_validation_sequence;
   for (size_t b = 0; b < B; ++b) {
     const size_t i = size_t((first + int64_t(b)) % n);
-    const LoaderDataset& data = loader.datasets[size_t(stream.dataset_index[i])];
+    const LoaderDataset& data = datasets[size_t(stream.dataset_index[i])];
     const GptIndices& indices = which == 1 ? data.valid : data.test;
     // Megatron's mid-level datasets hold at least their share; wrap only as a guard.
     const int64_t k = stream.dataset_sample_index[i] % int64_t(indices.num_samples());

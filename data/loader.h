@@ -22,12 +22,22 @@
 // (megatron_eval) the validation and test splits are sized and blended as Megatron's builder does
 // and read as one stream each.
 //
+// Separate data per split.  With Megatron's blend_per_split (--train-data-path, --valid-data-path,
+// --test-data-path) each split has its own list of datasets and weights and the split string is
+// ignored.  As _build_blended_dataset_splits does, each of a split's datasets is read whole: its
+// sequences [round(0.0 x n), round(1.0 x n)) = [0, n), as that split (only a validation dataset
+// may keep a partial last sample).  A split of one dataset is that dataset alone, sized by the
+// split's sample count, even when it has a weight (unlike the `split` path, where a weighted lone
+// dataset is blended); a split of several is blended by weight with mid_level_dataset_surplus, as
+// on the `split` path.  A split without datasets is Megatron's None: no validation, or no test
+// pass.  Validation and test then follow Megatron's accounting (megatron_eval).
+//
 // Megatron-LM.  The rules followed are Megatron core's at commit
 // 0b9bc2088b6d6c858275d02638064cc7e0bf8b70 (the last before rampup_batch_size gave way to
 // step_batch_size_schedule): the split rule (rounded cumulative bounds),
 // add_extra_token_to_sequence, drop_last_partial_validation_sequence, mid_level_dataset_surplus, a
-// single weighted dataset on the blended path, the batch-size ramp-up and the validation/test
-// sample counts; each is checked against tests/reference/megatron_indices.py.
+// single weighted dataset on the blended path, the batch-size ramp-up, the validation/test
+// sample counts and blend_per_split; each is checked against tests/reference/megatron_indices.py.
 #pragma once
 
 #include <cstddef>
@@ -83,6 +93,11 @@ struct LoaderOptions {
   // as one blended stream (loader_read_eval_stream).  false: valid_samples per source, no test.
   bool megatron_eval = false;
   int64_t test_samples = 0;
+  // Megatron's blend_per_split: `sources` are the training datasets, read whole (`split` is
+  // ignored), and the validation and test splits read their own datasets, whole, as blended
+  // streams (needs megatron_eval when either is given; empty: no such split).
+  bool blend_per_split = false;
+  std::vector<LoaderSource> valid_sources, test_sources;
   int dp_rank = 0, dp_size = 1;
   size_t vocab_size = 0;  // ids >= this are an error naming the dataset (0: no check)
   std::string cache_dir;  // index cache; "" = <folder of each prefix>/cache
@@ -99,7 +114,7 @@ struct LoaderSourceState {
 struct LoaderState {
   int32_t seq_length = 0;
   uint32_t seed = 0;
-  std::string split;
+  std::string split;                 // options.split, or "blend_per_split"
   int64_t consumed_samples = 0;      // global samples given, all ranks together
   int64_t segment_start_sample = 0;  // consumed_samples when the current blend segment started
   std::vector<std::string> segment_sources;  // the blend of the segment: names ...
@@ -134,7 +149,10 @@ struct Loader {
   std::vector<LoaderDataset> datasets;  // the configured sources, in order
   std::vector<double> weights;          // their blend weights, normalized as Megatron does
   LoaderState state;
-  BlendIndices eval_stream[3];   // Megatron's accounting: [1] validation, [2] test streams
+  BlendIndices eval_stream[3];  // Megatron's accounting: [1] validation, [2] test streams
+  // blend_per_split: the [1] validation and [2] test datasets the streams index (their `valid` or
+  // `test` indices); otherwise the streams index `datasets`.
+  std::vector<LoaderDataset> split_datasets[3];
   std::vector<SampleRef> batch;  // the global batch planned by loader_next_batch
   std::vector<int64_t> taken;    // scratch: samples per dataset in the current segment
   std::vector<int32_t> sample;   // scratch: T + 1 tokens

@@ -160,6 +160,20 @@ void check_positive(const std::string& file, const char* key, int64_t v) {
   if (v <= 0) fail_file(file, std::string(key) + " must be positive, got " + std::to_string(v));
 }
 
+// One split's datasets of Megatron's blend_per_split: [data].NAME_prefixes and NAME_weights.
+void check_split_blend(const std::string& file, const std::string& name,
+                       const std::vector<std::string>& prefixes,
+                       const std::vector<double>& weights) {
+  const std::string key = "[data]." + name + "_weights";
+  if (!weights.empty() && prefixes.empty())
+    fail_file(file, key + " needs [data]." + name + "_prefixes");
+  if ((prefixes.size() > 1 || !weights.empty()) && weights.size() != prefixes.size())
+    fail_file(file, key + " needs one weight per prefix of [data]." + name + "_prefixes");
+  for (double w : weights) {
+    if (!(w > 0)) fail_file(file, key + " must be positive");
+  }
+}
+
 }  // namespace
 
 RunConfig load_run_config(const std::string& path) {
@@ -185,6 +199,34 @@ RunConfig load_run_config(const std::string& path) {
   }
 
   if (c.model.config.empty()) fail_file(path, "[model].config is required");
+  // Megatron's blend_per_split: each split's datasets given apart, instead of one list cut by
+  // `split` (Megatron asserts that blend, split and blend_per_split do not meet).
+  const toml::table* data_table = root["data"].as_table();
+  auto given = [&](const char* key) { return data_table && data_table->contains(key); };
+  for (const char* key : {"train_prefixes", "train_weights", "valid_prefixes", "valid_weights",
+                          "test_prefixes", "test_weights"})
+    c.data.blend_per_split = c.data.blend_per_split || given(key);
+  if (c.data.blend_per_split) {
+    DataSection& data = c.data;
+    for (const char* key : {"prefixes", "weights", "split"}) {
+      if (given(key))
+        fail_file(path, std::string("[data].") + key +
+                            " does not go with [data].train_prefixes, valid_prefixes and "
+                            "test_prefixes (Megatron's blend_per_split): give one or the other");
+    }
+    if (data.train_prefixes.empty())
+      fail_file(path,
+                "[data].train_prefixes needs at least one dataset (Megatron's blend_per_split)");
+    check_split_blend(path, "train", data.train_prefixes, data.train_weights);
+    check_split_blend(path, "valid", data.valid_prefixes, data.valid_weights);
+    check_split_blend(path, "test", data.test_prefixes, data.test_weights);
+    if ((!data.valid_prefixes.empty() || !data.test_prefixes.empty()) && c.train.eval_iters == 0)
+      fail_file(path,
+                "[data].valid_prefixes and test_prefixes need [train].eval_iters > 0 (Megatron's "
+                "accounting of validation and test reads them)");
+    data.prefixes = data.train_prefixes;
+    data.weights = data.train_weights;
+  }
   const DataSection& d = c.data;
   if (d.prefixes.empty()) fail_file(path, "[data].prefixes needs at least one dataset");
   if (!d.names.empty() && d.names.size() != d.prefixes.size())
@@ -279,6 +321,9 @@ RunConfig load_run_config(const std::string& path) {
   };
   resolve(c.model.config);
   for (std::string& p : c.data.prefixes) resolve(p);
+  for (std::string& p : c.data.train_prefixes) resolve(p);
+  for (std::string& p : c.data.valid_prefixes) resolve(p);
+  for (std::string& p : c.data.test_prefixes) resolve(p);
   resolve(c.data.tokenizer);
   resolve(c.model.init_from);
   resolve(c.data.cache_dir);

@@ -32,6 +32,13 @@ struct DataSection {
   bool add_extra_token_to_sequence = true;
   bool drop_last_partial_validation_sequence = true;
   double mid_level_dataset_surplus = 0.005;
+  // Megatron's blend_per_split (--train-data-path, --valid-data-path, --test-data-path): each
+  // split's own datasets, each read whole; instead of prefixes, weights and split.
+  std::vector<std::string> train_prefixes, valid_prefixes, test_prefixes;
+  std::vector<double> train_weights, valid_weights, test_weights;
+  // Set by load_run_config when train_prefixes was given; prefixes and weights then hold
+  // train_prefixes and train_weights, so the rest of the run reads one list of train datasets.
+  bool blend_per_split = false;
   template <class V>
   void visit(V&& v) {
     v("prefixes", prefixes,
@@ -56,6 +63,20 @@ struct DataSection {
     v("mid_level_dataset_surplus", mid_level_dataset_surplus,
       "Megatron's option: blended datasets build indices for this many more samples than their "
       "share (a single dataset with a weight is blended too, as in Megatron)");
+    v("train_prefixes", train_prefixes,
+      "Megatron's blend_per_split (--train-data-path): the training datasets, each read whole "
+      "(no split); instead of prefixes, weights and split; `names` name these");
+    v("train_weights", train_weights,
+      "blend weights of train_prefixes, one per dataset (needed for 2 or more; a single "
+      "dataset is not blended, as in Megatron)");
+    v("valid_prefixes", valid_prefixes,
+      "Megatron's --valid-data-path: the validation datasets, each read whole (needs "
+      "[train].eval_iters; none: no validation)");
+    v("valid_weights", valid_weights, "blend weights of valid_prefixes (needed for 2 or more)");
+    v("test_prefixes", test_prefixes,
+      "Megatron's --test-data-path: the test datasets, each read whole (needs [train].eval_iters; "
+      "none: no test pass)");
+    v("test_weights", test_weights, "blend weights of test_prefixes (needed for 2 or more)");
   }
 };
 

@@ -98,6 +98,19 @@ LoaderOptions loader_options(const RunConfig& c, size_t vocab_size, const Grid& 
   }
   o.weighted = !c.data.weights.empty();
   o.split = c.data.split;
+  // Megatron's blend_per_split: the validation and test splits' own datasets, named by file.
+  o.blend_per_split = c.data.blend_per_split;
+  auto split_sources = [](const std::vector<std::string>& prefixes,
+                          const std::vector<double>& weights) {
+    std::vector<LoaderSource> sources;
+    for (size_t i = 0; i < prefixes.size(); ++i)
+      sources.push_back({.name = std::filesystem::path(prefixes[i]).filename().string(),
+                         .prefix = prefixes[i],
+                         .weight = weights.empty() ? 1.0 : weights[i]});
+    return sources;
+  };
+  o.valid_sources = split_sources(c.data.valid_prefixes, c.data.valid_weights);
+  o.test_sources = split_sources(c.data.test_prefixes, c.data.test_weights);
   o.add_extra_token = c.data.add_extra_token_to_sequence;
   o.drop_last_partial_validation_sequence = c.data.drop_last_partial_validation_sequence;
   o.surplus = c.data.mid_level_dataset_surplus;
@@ -137,7 +150,7 @@ std::string printable(const std::string& text) {
 
 }  // namespace
 
-TrainSummary run_training(const RunConfig& c, FILE* out) {
+TrainSummary run_training(const RunConfig& c, FILE* out, bool live) {
   const TrainSection& t = c.train;
   set_num_threads(int(t.threads));
   ModelConfig model_config = load_model_config(c.model.config);
@@ -279,10 +292,24 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       double(parameter_count(model_config)) / 1e6);
   for (size_t d = 0; d < loader.datasets.size(); ++d) {
     const LoaderDataset& data = loader.datasets[d];
-    std::fprintf(
-        out, "  data    %s (%s): %zu documents, %zu tokens, weight %.3f, %zu validation samples\n",
-        data.name.c_str(), data.prefix.c_str(), data.data.document_count(), data.data.token_count(),
-        loader.weights[d], data.valid.num_samples());
+    if (c.data.blend_per_split)
+      std::fprintf(out, "  data    %s (%s): %zu documents, %zu tokens, weight %.3f, read whole\n",
+                   data.name.c_str(), data.prefix.c_str(), data.data.document_count(),
+                   data.data.token_count(), loader.weights[d]);
+    else
+      std::fprintf(
+          out,
+          "  data    %s (%s): %zu documents, %zu tokens, weight %.3f, %zu validation samples\n",
+          data.name.c_str(), data.prefix.c_str(), data.data.document_count(),
+          data.data.token_count(), loader.weights[d], data.valid.num_samples());
+  }
+  // blend_per_split: the validation and test splits' own datasets.
+  for (size_t which : {1, 2}) {
+    for (const LoaderDataset& data : loader.split_datasets[which])
+      std::fprintf(out, "  %s %s (%s): %zu documents, %zu tokens, %zu samples\n",
+                   which == 1 ? "valid  " : "test   ", data.name.c_str(), data.prefix.c_str(),
+                   data.data.document_count(), data.data.token_count(),
+                   (which == 1 ? data.valid : data.test).num_samples());
   }
   std::fprintf(out, "  batch   %zu tokens per step (%lld x %zu; %lld micro-batches of %zu)\n",
                tokens_per_step, (long long)t.global_batch_size, T,
@@ -322,7 +349,6 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   for (const std::string& note : notes) std::fprintf(out, "  note    %s\n", note.c_str());
   std::fflush(out);
 
-  const bool live = isatty(fileno(out));
   TrainSummary summary;
   auto run_start = Clock::now();
   double train_seconds = 0;
@@ -331,6 +357,13 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
   std::vector<double> recent_losses;  // for spike detection, the last 50
   dist.watchdog = &watchdog;
   CommBytes bytes_before_steps{}, bytes_of_steps{};  // training steps only (not validation)
+  // Megatron's accounting: a pass reads eval_iters global batches; a split without data (None in
+  // Megatron) is not evaluated.
+  const bool megatron_eval = t.eval_iters > 0;
+  const int64_t eval_samples = t.eval_iters * t.global_batch_size;
+  const int64_t eval_micro = eval_samples / t.micro_batch_size;
+  const bool has_valid = loader_eval_stream_size(loader, 1) > 0;
+  const bool has_test = loader_eval_stream_size(loader, 2) > 0;
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
     auto step_start = Clock::now();
     dist.step = step;
@@ -354,7 +387,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
     } else {
       std::fprintf(out,
                    "%sstep %lld: loss %g, gradient norm %g: update skipped (nan_policy = skip)\n",
-                   isatty(fileno(out)) ? "\r\033[K" : "", (long long)step, loss, grad_norm);
+                   live ? "\r\033[K" : "", (long long)step, loss, grad_norm);
     }
     double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
@@ -372,24 +405,19 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
                                {"tokens_per_s", tokens_per_second},
                                {"mfu", mfu},
                                {"tokens", double(loader.state.consumed_samples) * double(T)}};
-    bool eval_now = (t.eval_every > 0 && step % t.eval_every == 0) || step == t.steps;
+    const bool interval = t.eval_every > 0 && step % t.eval_every == 0;
+    // Megatron evaluates in its loop at every eval_interval and once more after training (below);
+    // hibari's own validation runs at every eval_every and at the last step.
+    const bool eval_now = megatron_eval ? interval && has_valid : interval || step == t.steps;
     if (eval_now) {
       watchdog_enter(watchdog, "validation", step);
-      if (t.eval_iters > 0) {
-        // Megatron's accounting: evaluation k reads the next eval_iters global batches of the
-        // validation stream (its valid iterator goes on), k = the evaluations before this one;
-        // the test pass at the end reads the first eval_iters global batches of the test stream.
-        const int64_t evals_before =
-            step % t.eval_every == 0 ? step / t.eval_every - 1 : step / t.eval_every;
-        const int64_t samples = t.eval_iters * t.global_batch_size;
-        const int64_t micro = samples / t.micro_batch_size;
-        summary.valid_loss =
-            distributed_eval_stream(dist, loader, 1, evals_before * samples, micro);
+      if (megatron_eval) {
+        // Megatron's accounting: evaluation k (k = step / eval_every - 1 here) reads the k-th
+        // eval_iters global batches of the validation stream, as its valid iterator goes on from
+        // one evaluation to the next.
+        summary.valid_loss = distributed_eval_stream(
+            dist, loader, 1, (step / t.eval_every - 1) * eval_samples, eval_micro);
         row.push_back({"valid_loss", summary.valid_loss});
-        if (step == t.steps) {
-          const double test_loss = distributed_eval_stream(dist, loader, 2, 0, micro);
-          if (!std::isnan(test_loss)) row.push_back({"test_loss", test_loss});
-        }
       } else {
         std::vector<double> losses = distributed_validation(dist, loader, t.eval_batches);
         summary.valid_loss = blended_loss(losses, loader.weights);
@@ -407,7 +435,7 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       if (loss > t.spike_factor * mean) {
         row.push_back({"loss_spike", loss / mean});
         std::fprintf(out, "%sstep %lld: loss spike: %.4f is %.1fx the mean of the last %zu steps\n",
-                     isatty(fileno(out)) ? "\r\033[K" : "", (long long)step, loss, loss / mean,
+                     live ? "\r\033[K" : "", (long long)step, loss, loss / mean,
                      recent_losses.size());
       }
     }
@@ -444,6 +472,31 @@ TrainSummary run_training(const RunConfig& c, FILE* out) {
       std::fprintf(out, "%s%s\n", live ? "\r\033[K" : "", text.c_str());
     } else if (live) {
       std::fprintf(out, "\r\033[K%s", text.c_str());
+    }
+    if (megatron_eval && step == t.steps && (has_valid || has_test)) {
+      // Megatron's pretrain() evaluates after training: "iteration N on validation set" reads the
+      // next eval_iters global batches (evaluation steps / eval_every, the last of the
+      // (steps / eval_every + 1) its split sizes count), then "on test set" the first ones of the
+      // test stream.  With steps a multiple of eval_every that is a second validation at the same
+      // step, as in Megatron; it goes in a metrics row of its own for step N.
+      watchdog_enter(watchdog, "validation", step);
+      std::vector<Metric> end_row;
+      std::string end_text = "after training:";
+      if (has_valid) {
+        summary.valid_loss = distributed_eval_stream(
+            dist, loader, 1, (step / t.eval_every) * eval_samples, eval_micro);
+        end_row.push_back({"valid_loss", summary.valid_loss});
+        std::snprintf(line, sizeof line, " valid %.4f", summary.valid_loss);
+        end_text += line;
+      }
+      if (has_test) {
+        const double test_loss = distributed_eval_stream(dist, loader, 2, 0, eval_micro);
+        end_row.push_back({"test_loss", test_loss});
+        std::snprintf(line, sizeof line, "%s test %.4f", has_valid ? " |" : "", test_loss);
+        end_text += line;
+      }
+      if (metrics) metrics->write(step, end_row);
+      std::fprintf(out, "%s\n", end_text.c_str());
     }
     std::fflush(out);
 
