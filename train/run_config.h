@@ -124,8 +124,10 @@ struct TrainSection {
     v("eval_iters", eval_iters,
       "Megatron's accounting of validation (0: off): each validation pass reads the next "
       "eval_iters global batches of the blended validation stream, sized (steps / eval_every + "
-      "1) x eval_iters x global_batch_size as Megatron's eval_interval = eval_every; the run ends "
-      "with a test pass over eval_iters global batches of the test split");
+      "1) x eval_iters x global_batch_size as Megatron's eval_interval = eval_every; as "
+      "Megatron, the run ends with one more validation pass (a second one at the last step when "
+      "it is a multiple of eval_every) and a test pass over eval_iters global batches of the "
+      "test split");
     v("peak_flops", peak_flops,
       "FLOP/s that MFU divides by (0: measure this machine's sgemm rate at start)");
     v("sample_prompts", sample_prompts, "prompts continued by the model at the end of training");
