@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace hibari {
@@ -15,9 +16,12 @@ class Arena {
   static constexpr size_t alignment = 64;  // one cache line; also the widest SIMD register
 
   // Reserve `count` floats; returns a slot index, resolved to a pointer by `floats` after commit.
+  // A total that would not fit in size_t is an Error (never a wrapped, too-small allocation).
   size_t plan_floats(size_t count);
-  // Allocates everything planned (zero-filled). Planning after commit is an error.
-  void commit();
+  // Allocates everything planned (zero-filled). Planning after commit is an error.  Out of memory
+  // is an Error "file: out of memory: <what> need N bytes (...)" (no prefix when file is empty):
+  // the caller names the file whose sizes asked for it.
+  void commit(std::string_view file = {}, std::string_view what = "the planned buffers");
   float* floats(size_t slot) const;
   size_t bytes() const { return total_bytes_; }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/error_matchers.h"
 
 namespace hibari {
 namespace {
@@ -62,6 +63,30 @@ TEST(Arena, EmptyArenaCommits) {
   Arena arena;
   EXPECT_NO_THROW(arena.commit());
   EXPECT_EQ(arena.bytes(), 0u);
+}
+
+// A plan whose size wraps size_t is an Error, never a small allocation (issue 13); one larger
+// than the machine is "out of memory" naming the file whose sizes asked for it and how much.
+TEST(Arena, OverflowingPlanIsAnError) {
+  Arena arena;
+  arena.plan_floats(16);
+  EXPECT_NE(test::error_of([&] { arena.plan_floats(SIZE_MAX / 2); }).find("size overflows"),
+            std::string::npos);
+  Arena sum;
+  sum.plan_floats(SIZE_MAX / 8);
+  EXPECT_NE(test::error_of([&] { sum.plan_floats(SIZE_MAX / 8); }).find("size overflows"),
+            std::string::npos);
+}
+
+TEST(Arena, OutOfMemoryNamesTheFileAndTheBytes) {
+  Arena arena;
+  arena.plan_floats(size_t{1} << 58);  // 2^60 bytes: more than any machine holds
+  const std::string msg =
+      test::error_of([&] { arena.commit("cfg/config.json", "the model's buffers"); });
+  EXPECT_TRUE(test::one_line_error(msg, "cfg/config.json",
+                                   "out of memory: the model's buffers need 1152921504606846976 "
+                                   "bytes (1073741824.0 GiB)"));
+  EXPECT_NE(msg.find("of RAM and swap"), std::string::npos) << msg;
 }
 
 }  // namespace
