@@ -150,6 +150,7 @@ TaskResult evaluate_generation(EvalModel& model, const TaskSpec& task, const Tas
     } else {
       greedy.stop_token = tok.eos_id();
     }
+    greedy.clean_up_tokenization_spaces = model.clean_up_tokenization_spaces;
   } else {
     greedy.stop_at_eos = true;
     greedy.skip_special_tokens = true;

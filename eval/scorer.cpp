@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "infer/generate.h"
@@ -14,6 +17,47 @@ namespace {
 
 // Rows per decoder step: large enough that a step streams the weights once for many tokens.
 constexpr size_t kStepTokens = 512;
+
+}  // namespace
+
+namespace {
+
+// tokenizer_config.json's clean_up_tokenization_spaces, from the directory the tokenizer comes
+// from: --tokenizer's (the file's directory), else the first of the model directory and the two
+// above it that holds a tokenizer (load_tokenizer_for_model's search).  True when absent.
+bool read_clean_up_tokenization_spaces(const std::string& model_dir, const std::string& tokenizer) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> places;
+  if (!tokenizer.empty()) {
+    places.push_back(fs::is_directory(tokenizer, ec) ? fs::path(tokenizer)
+                                                     : fs::path(tokenizer).parent_path());
+  } else {
+    fs::path p = fs::absolute(fs::path(model_dir), ec).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    places.push_back(p);
+    for (int up = 0; up < 2 && p.has_parent_path() && p.parent_path() != p; ++up)
+      places.push_back(p = p.parent_path());
+  }
+  for (const fs::path& dir : places) {
+    if (!fs::exists(dir / "tokenizer.json", ec) && !fs::exists(dir / "tokenizer.model", ec))
+      continue;
+    const fs::path config = dir / "tokenizer_config.json";
+    if (!fs::exists(config, ec)) return true;
+    std::ifstream in(config, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      fail_file(config.string(), "invalid JSON (a tokenizer_config.json is one JSON object)");
+    auto it = j.find("clean_up_tokenization_spaces");
+    if (it == j.end() || it->is_null()) return true;
+    if (!it->is_boolean())
+      fail_file(config.string(), "\"clean_up_tokenization_spaces\" is not true or false");
+    return it->get<bool>();
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -29,6 +73,7 @@ void load_eval_model(EvalModel& m, const std::string& model_dir, const std::stri
   if (max_length == 0) max_length = config.max_position_embeddings;
   max_length = std::min(max_length, config.max_position_embeddings);
   m.tokenizer.emplace(load_tokenizer_for_model(model_dir, tokenizer));
+  m.clean_up_tokenization_spaces = read_clean_up_tokenization_spaces(model_dir, tokenizer);
   check(m.tokenizer->vocab_size() <= config.vocab_size,
         model_dir + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
             " tokens, the model's vocabulary " + std::to_string(config.vocab_size));
@@ -259,12 +304,31 @@ std::vector<std::string> generate_greedy(EvalModel& m, const std::vector<GreedyR
     GenerateOptions o = base;
     o.max_new_tokens = max_new;
     const std::vector<std::vector<int32_t>> outs = generate(m.decoder, batch, o);
-    for (size_t k = 0; k < outs.size(); ++k)
-      answers[order[start + k]] =
-          cut_at_stop(tok.decode(outs[k], options.skip_special_tokens), options.stop);
+    for (size_t k = 0; k < outs.size(); ++k) {
+      std::string text = tok.decode(outs[k], options.skip_special_tokens);
+      if (options.clean_up_tokenization_spaces) text = clean_up_tokenization(std::move(text));
+      answers[order[start + k]] = cut_at_stop(text, options.stop);
+    }
     start = end;
   }
   return answers;
+}
+
+std::string clean_up_tokenization(std::string text) {
+  static const std::pair<const char*, const char*> kReplacements[] = {
+      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kReplacements) {
+    // str.replace: left to right, non-overlapping, the result not rescanned
+    std::string out;
+    const std::string_view f(from);
+    size_t at = 0;
+    for (size_t hit; (hit = text.find(f, at)) != std::string::npos; at = hit + f.size())
+      out.append(text, at, hit - at).append(to);
+    out.append(text, at);
+    text = std::move(out);
+  }
+  return text;
 }
 
 LoglikelihoodRequest encode_request(const TextTokenizer& tok, const std::string& context,

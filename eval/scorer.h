@@ -32,9 +32,13 @@ namespace hibari {
 
 struct EvalModel {
   LoadedModel loaded;                      // the weights (decoder points into them)
-  Decoder decoder;                         // batch_size slots of max_length + 1 positions
+  Decoder decoder;                         // batch_size slots of max_length positions
   std::optional<TextTokenizer> tokenizer;  // set by load_eval_model (no default tokenizer)
-  std::string name;                        // for the result file: the directory's name
+  // tokenizer_config.json's clean_up_tokenization_spaces beside the tokenizer (true when absent:
+  // transformers' default when the JP harness was pinned): decoded generations get
+  // transformers' clean_up_tokenization (" ." -> "." ...) as the harness's tok_decode does.
+  bool clean_up_tokenization_spaces = true;
+  std::string name;       // for the result file: the directory's name
   size_t batch_size = 1;  // sequences in the decoder at once (scoring and generation)
   size_t max_length = 0;  // the window: tokens a scored position may see (context + predicted)
 };
@@ -78,7 +82,13 @@ struct GreedyOptions {
   std::optional<int32_t> stop_token;
   bool stop_at_eos = false;
   bool skip_special_tokens = false;
+  bool clean_up_tokenization_spaces = false;  // transformers' clean_up_tokenization after decode
 };
+
+// transformers' PreTrainedTokenizerBase.clean_up_tokenization: " ." -> ".", " ?" -> "?",
+// " !" -> "!", " ," -> ",", " ' " -> "'", " n't" -> "n't", " 'm" -> "'m", " 's" -> "'s",
+// " 've" -> "'ve", " 're" -> "'re", each replace over the whole string in that order.
+std::string clean_up_tokenization(std::string text);
 // One answer per request, in request order; batch_size prompts of equal max_new_tokens run
 // together.  Like scoring, an answer does not depend on the batch.
 std::vector<std::string> generate_greedy(EvalModel& model, const std::vector<GreedyRequest>& reqs,

@@ -17,6 +17,7 @@
 #include "eval/python_text.h"
 #include "eval/scorer.h"
 #include "eval/task.h"
+#include "tests/error_matchers.h"
 #include "tests/eval/tiny_model.h"
 #include "tests/scratch_dir.h"
 
@@ -226,6 +227,34 @@ struct TinyModel {
   test::ScratchDir dir{"harness_model"};
   std::string path = test::write_tiny_eval_model(dir.path / "model");
 };
+
+// transformers' clean_up_tokenization, which the harness's tok_decode applies when the tokenizer
+// says so (Llama-3's tokenizer_config.json does; the tiny model's says false).
+TEST(HarnessConformance, DecodedGenerationsAreCleanedUpAsTransformersDoes) {
+  EXPECT_EQ(clean_up_tokenization("Hello , world . I do n't know , it 's a ' b ?"),
+            "Hello, world. I don't know, it's a'b?");
+  EXPECT_EQ(clean_up_tokenization("東京 。 大阪 , 京都 ! x 've y 're z 'm"),
+            "東京 。 大阪, 京都! x've y're z'm");
+  EXPECT_EQ(clean_up_tokenization("  ..  "), " ..  ");  // one pass, not rescanned
+  TinyModel tiny;
+  EvalModel m;
+  load_eval_model(m, tiny.path, "", 1, 64);
+  EXPECT_FALSE(m.clean_up_tokenization_spaces);
+  const fs::path config = fs::path(tiny.path) / "tokenizer_config.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(config));
+  j.erase("clean_up_tokenization_spaces");  // absent: transformers' default, true
+  std::ofstream(config) << j.dump();
+  EvalModel absent;
+  load_eval_model(absent, tiny.path, "", 1, 64);
+  EXPECT_TRUE(absent.clean_up_tokenization_spaces);
+  j["clean_up_tokenization_spaces"] = "yes";
+  std::ofstream(config) << j.dump();
+  EvalModel bad;
+  EXPECT_NE(test::error_of([&] {
+              load_eval_model(bad, tiny.path, "", 1, 64);
+            }).find("tokenizer_config.json: \"clean_up_tokenization_spaces\" is not true or false"),
+            std::string::npos);
+}
 
 TEST(HarnessConformance, SampleLogsHoldPromptsScoresAndTheGenerationBudget) {
   TinyModel tiny;
