@@ -79,6 +79,14 @@ void refuse_non_finite(const CheckpointContent& content) {
   }
 }
 
+// DIR made absolute, without "." or a trailing slash, so that its name and parent are the folders.
+fs::path absolute_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(dir), ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p;
+}
+
 }  // namespace
 
 std::string checkpoint_dir_name(int64_t step) {
@@ -185,6 +193,37 @@ std::unique_ptr<LoadedCheckpoint> load_latest_checkpoint(const std::string& root
   }
   if (!all.empty()) fail("no intact checkpoint in " + root + "; the newest: " + first_problem);
   return nullptr;
+}
+
+bool is_step_without_manifest(const std::string& dir) {
+  std::error_code ec;
+  const fs::path d(dir);
+  if (!fs::is_directory(d, ec) || fs::exists(d / "manifest.json", ec)) return false;
+  // Files only the trainer writes (train/train_checkpoint.h).
+  if (fs::exists(d / "optimizer.safetensors", ec) || fs::exists(d / "state.json", ec)) return true;
+  const fs::path model = d / "model.safetensors";
+  if (fs::is_regular_file(model, ec)) {
+    try {
+      const SafeTensorsFile f = safetensors_read(model.string());
+      auto it = f.metadata.find("format");
+      if (it != f.metadata.end() && it->second == "hibari") return true;
+    } catch (const std::exception&) {
+      // unreadable: whoever reads it as a Hugging Face file reports that
+    }
+  }
+  // step_000123 or an unfinished step_000123.tmp.PID, beside the root's `latest`.
+  const fs::path step = absolute_dir(dir);
+  const std::string name = step.filename().string();
+  if (step_of(name.substr(0, name.find(".tmp."))) < 0) return false;
+  return fs::exists(step.parent_path() / "latest", ec);
+}
+
+void refuse_step_without_manifest(const std::string& dir) {
+  if (!is_step_without_manifest(dir)) return;
+  fail_file(dir,
+            "a hibari checkpoint step without manifest.json (incomplete or damaged: its files "
+            "cannot be verified); pass the checkpoint root " +
+                absolute_dir(dir).parent_path().string() + " to use its newest intact step");
 }
 
 const std::string& LoadedCheckpoint::text(const std::string& name) const {

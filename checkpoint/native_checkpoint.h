@@ -71,4 +71,13 @@ std::unique_ptr<LoadedCheckpoint> load_latest_checkpoint(const std::string& root
 // One checkpoint directory, verified; Error "dir/file: problem" when it is not intact.
 LoadedCheckpoint load_checkpoint(const std::string& dir);
 
+// Whether DIR, which holds no manifest.json, is nevertheless a checkpoint step: it holds
+// optimizer.safetensors or state.json (no Hugging Face directory does), its model.safetensors says
+// {"format": "hibari"} (Hugging Face exports say "pt"), or it is named step_NNNNNN(.tmp.PID) beside
+// a `latest` file.  Such a step lost its manifest or was never finished; nothing in it can be
+// checked, so it must not be read as a plain Hugging Face directory.
+bool is_step_without_manifest(const std::string& dir);
+// Error "DIR: a hibari checkpoint step without manifest.json ..." when is_step_without_manifest.
+void refuse_step_without_manifest(const std::string& dir);
+
 }  // namespace hibari

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 namespace hibari {
@@ -124,6 +125,56 @@ TEST(NativeCheckpoint, LeftoversOfAKilledWriteAreIgnoredAndRemoved) {
   EXPECT_EQ(c->step, 1);
   write_checkpoint(root, content_of(3, values), 0);
   EXPECT_FALSE(fs::exists(dir.path / "ckpt" / "step_000002.tmp.12345"));
+}
+
+// A step whose manifest.json is gone is recognized by what else the trainer writes, so readers
+// refuse it instead of taking it for an unverified Hugging Face directory (issue 13, item 4).
+TEST(NativeCheckpoint, StepWithoutManifestIsRecognizedAndRefused) {
+  test::ScratchDir dir("native_checkpoint");
+  const fs::path root = dir.path / "ckpt";
+  std::vector<float> values = {1, 2, 3};
+  write_checkpoint(root.string(), content_of(7, values), 0);
+  const std::string step = (root / "step_000007").string();
+  EXPECT_FALSE(is_step_without_manifest(step));  // intact
+  EXPECT_NO_THROW(refuse_step_without_manifest(step));
+  EXPECT_FALSE(is_step_without_manifest(root.string()));  // the root is no step
+  fs::remove(root / "step_000007" / "manifest.json");
+  EXPECT_TRUE(is_step_without_manifest(step));
+  EXPECT_TRUE(is_step_without_manifest(step + "/"));
+  EXPECT_TRUE(test::one_line_error(
+      test::error_of([&] { refuse_step_without_manifest(step); }), step,
+      "a hibari checkpoint step without manifest.json (incomplete or damaged: its files cannot be "
+      "verified); pass the checkpoint root " +
+          root.string() + " to use its newest intact step"));
+
+  // Each signature alone: state.json; optimizer.safetensors; model.safetensors written by hibari.
+  fs::remove(root / "step_000007" / "state.json");
+  EXPECT_TRUE(is_step_without_manifest(step));  // model.safetensors says "format": "hibari"
+  const fs::path other = dir.path / "elsewhere";
+  fs::create_directories(other);
+  const float w[2] = {1, 2};
+  safetensors_write((other / "model.safetensors").string(), {{"w", StDtype::F32, {2}, w}},
+                    {{"format", "pt"}});
+  std::ofstream(other / "config.json") << "{}";
+  EXPECT_FALSE(is_step_without_manifest(other.string()));  // a Hugging Face directory
+  std::ofstream(other / "state.json") << "{}";
+  EXPECT_TRUE(is_step_without_manifest(other.string()));
+  fs::remove(other / "state.json");
+  safetensors_write((other / "optimizer.safetensors").string(), {{"w", StDtype::F32, {2}, w}});
+  EXPECT_TRUE(is_step_without_manifest(other.string()));
+  fs::remove(other / "optimizer.safetensors");
+
+  // A Hugging Face export named like a step counts as one only beside a root's `latest`.
+  const fs::path named = dir.path / "exports" / "step_000100";
+  fs::create_directories(named);
+  fs::copy(other / "model.safetensors", named / "model.safetensors");
+  EXPECT_FALSE(is_step_without_manifest(named.string()));
+  std::ofstream(dir.path / "exports" / "latest") << "step_000100\n";
+  EXPECT_TRUE(is_step_without_manifest(named.string()));
+  // So does a write that never finished.
+  fs::create_directories(root / "step_000008.tmp.4242");
+  EXPECT_TRUE(is_step_without_manifest((root / "step_000008.tmp.4242").string()));
+  EXPECT_FALSE(is_step_without_manifest((dir.path / "nowhere").string()));
 }
 
 }  // namespace
