@@ -23,9 +23,12 @@ Run with /usr/bin/python3 (no packages needed).
 
 import argparse
 import json
+import os
 import random
 import sys
-from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from python_random import fewshot_examples  # noqa: E402  (the harness's draw, restated once)
 
 
 def get_rolling_token_windows(token_list, prefix_token, max_seq_len, context_len):
@@ -52,33 +55,6 @@ def make_disjoint_window(pair):
     return a[: len(a) - (len(b) - 1)], b
 
 
-class Strata:
-    """Task._stratified_fewshot_examples with its per-task caches."""
-
-    def __init__(self, docs, target):
-        self.target_to_docs = defaultdict(list)
-        for doc in docs:
-            self.target_to_docs[target(doc)].append(doc)
-        self.target_to_ratio = {
-            t: len(d) / len(docs) for t, d in self.target_to_docs.items()
-        }
-
-    def sample(self, k, rnd):
-        target_to_num_samples = {
-            target: int(ratio * k) for target, ratio in self.target_to_ratio.items()
-        }
-        remaining_samples = k - sum(target_to_num_samples.values())
-        if remaining_samples > 0:
-            for _ in range(remaining_samples):
-                target = min(target_to_num_samples, key=target_to_num_samples.get)
-                target_to_num_samples[target] += 1
-        samples = []
-        for target, num_samples in target_to_num_samples.items():
-            samples.extend(rnd.sample(self.target_to_docs[target], num_samples))
-        rnd.shuffle(samples)
-        return samples
-
-
 def read_lines(path):
     docs = []
     with open(path, encoding="utf-8") as f:
@@ -100,16 +76,9 @@ def cmd_fewshot(args):
     rnd.shuffle(task_docs)
     if args.limit:
         task_docs = task_docs[: args.limit]
-    strata = Strata(train, lambda d: d["label"]) if args.stratified else None
     shots = []
-    for doc in task_docs:
-        # fewshot_context: no draw at all for 0-shot.
-        if args.k == 0:
-            ex = []
-        elif strata:
-            ex = strata.sample(args.k, rnd)
-        else:
-            ex = rnd.sample(train, args.k)
+    for _ in task_docs:
+        ex = fewshot_examples(train, args.k, rnd, args.stratified, lambda d: d["label"])
         shots.append([d["_line"] for d in ex])
     json.dump({"order": [d["_line"] for d in task_docs], "shots": shots}, sys.stdout)
 
