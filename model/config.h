@@ -29,13 +29,15 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
+  std::string source;  // the file it was read from ("" when built in code): named in errors
 
   size_t q_size() const { return num_attention_heads * head_dim; }   // Q = NH HD
   size_t kv_size() const { return num_key_value_heads * head_dim; }  // KV = NKV HD
   size_t qkv_size() const { return q_size() + 2 * kv_size(); }       // S
 };
 
-// Parses a config.json document; `source` (a path) names the file in errors.
+// Parses a config.json document (every size bounded, every field's type checked); `source` (a path)
+// names the file in errors.
 ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source);
 // Reads and parses `path`.
 ModelConfig load_model_config(const std::string& path);

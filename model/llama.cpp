@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
@@ -241,7 +242,7 @@ void llama_create(Llama& m, const ModelConfig& c, size_t B, size_t T, const Mode
   if (T > c.max_position_embeddings)
     fail("sequence length " + std::to_string(T) + " exceeds max_position_embeddings " +
          std::to_string(c.max_position_embeddings));
-  shard_check(c, shard, B * T);
+  shard_check(c, shard, checked_mul(B, T, "micro-batch tokens"));
   if (shard.tp_size > 1)
     check(tp != nullptr && tp->size == shard.tp_size && tp->rank == shard.tp_rank,
           "llama_create: the tensor-parallel communicator does not match the shard");
@@ -276,49 +277,53 @@ void llama_create(Llama& m, const ModelConfig& c, size_t B, size_t T, const Mode
     float** field;
     size_t floats;
   };
+  // Checked products: with B x T tokens of a large model these would otherwise wrap.
+  auto P = [](auto... factors) { return checked_product("activation sizes", size_t(factors)...); };
   std::vector<Plan> plan;
   m.slots.assign(activation_slots, {});
   for (LlamaSaved& s : m.slots) {
     plan.insert(plan.end(), {
-                                {&s.residual, (nl + 1) * Nl * C},
-                                {&s.rstd1, nl * Nl},
-                                {&s.qkv, nl * N * S},
-                                {&s.att, nl * N * Q},
-                                {&s.lse, nl * N * d.NHl},
-                                {&s.residual_mid, nl * Nl * C},
-                                {&s.rstd2, nl * Nl},
-                                {&s.gate_up, nl * N * 2 * F},
+                                {&s.residual, P((nl + 1), Nl, C)},
+                                {&s.rstd1, P(nl, Nl)},
+                                {&s.qkv, P(nl, N, S)},
+                                {&s.att, P(nl, N, Q)},
+                                {&s.lse, P(nl, N, d.NHl)},
+                                {&s.residual_mid, P(nl, Nl, C)},
+                                {&s.rstd2, P(nl, Nl)},
+                                {&s.gate_up, P(nl, N, 2, F)},
                                 {&s.final_rstd, last ? Nl : 0},
-                                {&s.dfinal, last ? Nl * C : 0},
+                                {&s.dfinal, last ? P(Nl, C) : 0},
                             });
   }
   LlamaActivations& x = m.acts;
   x = {};
   plan.insert(plan.end(), {
-                              {&x.norm_out, N * C},
-                              {&x.norm_local, sp ? Nl * C : 0},
-                              {&x.mlp_hidden, N * F},
-                              {&x.logits, last ? m.head_chunk * V : 0},
+                              {&x.norm_out, P(N, C)},
+                              {&x.norm_local, sp ? P(Nl, C) : 0},
+                              {&x.mlp_hidden, P(N, F)},
+                              {&x.logits, last ? P(m.head_chunk, V) : 0},
                               {&x.losses, last ? N : 0},
-                              {&x.dresidual, Nl * C},
-                              {&x.dresidual_full, sp ? N * C : 0},
-                              {&x.dnorm_out, N * C},
-                              {&x.dnorm_local, sp ? Nl * C : 0},
-                              {&x.partial, tp_on ? N * C : 0},
-                              {&x.dqkv, N * S},
-                              {&x.datt, N * Q},
-                              {&x.dgate_up, N * 2 * F},
-                              {&x.dmlp_hidden, N * F},
-                              {&x.ce_stats, tp_on && last ? 3 * m.head_chunk : 0},
-                              {&x.ce_gathered, tp_on && last ? d.tp * 3 * m.head_chunk : 0},
-                              {&x.dnorm_weights, sp ? (2 * nl + 1) * C : 0},
-                              {&x.doutput, last ? 0 : Nl * C},
-                              {&x.rope_cos, T * HD / 2},
-                              {&x.rope_sin, T * HD / 2},
+                              {&x.dresidual, P(Nl, C)},
+                              {&x.dresidual_full, sp ? P(N, C) : 0},
+                              {&x.dnorm_out, P(N, C)},
+                              {&x.dnorm_local, sp ? P(Nl, C) : 0},
+                              {&x.partial, tp_on ? P(N, C) : 0},
+                              {&x.dqkv, P(N, S)},
+                              {&x.datt, P(N, Q)},
+                              {&x.dgate_up, P(N, 2, F)},
+                              {&x.dmlp_hidden, P(N, F)},
+                              {&x.ce_stats, tp_on && last ? P(3, m.head_chunk) : 0},
+                              {&x.ce_gathered, tp_on && last ? P(d.tp, 3, m.head_chunk) : 0},
+                              {&x.dnorm_weights, sp ? P(2 * nl + 1, C) : 0},
+                              {&x.doutput, last ? 0 : P(Nl, C)},
+                              {&x.rope_cos, P(T, HD / 2)},
+                              {&x.rope_sin, P(T, HD / 2)},
                           });
   std::vector<size_t> slots;
   for (const Plan& p : plan) slots.push_back(p.floats ? a.plan_floats(p.floats) : SIZE_MAX);
-  a.commit();
+  const std::string source = c.source.empty() ? std::string("the model config") : c.source;
+  a.commit(source, "the model's parameters, gradients and activations (micro-batch " +
+                       std::to_string(B) + " x " + std::to_string(T) + " tokens)");
   for (size_t i = 0; i < plan.size(); ++i)
     *plan[i].field = slots[i] == SIZE_MAX ? nullptr : a.floats(slots[i]);
   // Without SP the local and gathered buffers are one (Nl = N).

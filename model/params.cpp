@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/checked_math.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -11,7 +12,9 @@ namespace {
 
 constexpr size_t align_floats = 16;  // 64 bytes
 
-size_t aligned(size_t n) { return (n + align_floats - 1) / align_floats * align_floats; }
+size_t aligned(size_t n) {
+  return checked_add(n, align_floats - 1, "parameter layout") / align_floats * align_floats;
+}
 
 const char* const embed_name = "model.embed_tokens.weight";
 
@@ -89,17 +92,19 @@ ParameterLayout llama_parameter_layout(const ModelConfig& c, const ModelShard& s
     if (!continues) layout.total = aligned(layout.total);
     const size_t local_rows = split == ShardSplit::rows ? rows / tp : rows;
     const size_t local_cols = split == ShardSplit::cols ? cols / tp : cols;
+    // Checked: a size that wraps would allocate too little and initialize past the end.
+    const size_t numel = checked_mul(local_rows, local_cols, "parameter layout: " + name);
     layout.params.push_back({.name = std::move(name),
                              .shape = {local_rows, local_cols},
                              .ndim = ndim,
                              .offset = layout.total,
-                             .numel = local_rows * local_cols,
+                             .numel = numel,
                              .weight_decay = decay,
                              .split = split,
                              .full_shape = {rows, cols},
                              .tp_replicated = split == ShardSplit::none,
                              .full_index = full_index});
-    layout.total += local_rows * local_cols;
+    layout.total = checked_add(layout.total, numel, "parameter layout");
   };
   const size_t V = c.vocab_size, C = c.hidden_size;
   if (shard.first_stage) add(embed_name, V, C, 2, true, false, ShardSplit::rows, 0);

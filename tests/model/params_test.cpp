@@ -5,12 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <string>
 
+#include "tests/error_matchers.h"
 #include "tests/model/tiny_config.h"
 
 namespace hibari {
 namespace {
+
+using test::error_of;
 
 ModelConfig tiny(bool tied) { return test::tiny_llama({50, 24, 40, 2, 4, 2, 6, 32, tied}); }
 
@@ -97,6 +102,67 @@ TEST(ParameterInit, NormsOneMatricesNormalAndSeedDetermined) {
          stddev = std::sqrt(sum_sq / double(embed->numel) - mean * mean);
   EXPECT_NEAR(mean, 0.0, 0.003);
   EXPECT_NEAR(stddev, 0.02, 0.002);
+}
+
+// Sizes whose products wrap size_t are an Error, never a small layout the initializer writes
+// past (issue 13: vocab_size 2^62, or intermediate_size 2^61 with hidden 16, crashed with 139).
+TEST(ParameterLayout, SizesThatWrapAreAnError) {
+  ModelConfig vocab = test::tiny_llama({.vocab = size_t{1} << 62,
+                                        .hidden = 16,
+                                        .intermediate = 32,
+                                        .layers = 1,
+                                        .heads = 2,
+                                        .kv_heads = 2,
+                                        .head_dim = 8,
+                                        .max_positions = 16});
+  EXPECT_NE(error_of([&] { llama_parameter_layout(vocab); }).find("size overflows"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { parameter_count(vocab); }).find("size overflows"), std::string::npos);
+  ModelConfig ffn = test::tiny_llama({.vocab = 64,
+                                      .hidden = 16,
+                                      .intermediate = size_t{1} << 61,
+                                      .layers = 1,
+                                      .heads = 2,
+                                      .kv_heads = 2,
+                                      .head_dim = 8,
+                                      .max_positions = 16});
+  EXPECT_NE(error_of([&] { llama_parameter_layout(ffn); }).find("size overflows"),
+            std::string::npos);
+}
+
+// config.json bounds every size at load, naming the file and the key, and the parameter total.
+TEST(ModelConfigBounds, HugeSizesAreRefusedNamingTheKey) {
+  auto config = [](const std::string& extra) {
+    return nlohmann::json::parse(R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 16,
+      "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+      "max_position_embeddings": 16)" +
+                                 extra + "}");
+  };
+  EXPECT_EQ(model_config_from_json(config(""), "c.json").source, "c.json");
+  struct Case {
+    std::string extra, phrase;
+  };
+  const Case cases[] = {
+      {R"(, "vocab_size": 4611686018427387904)", "\"vocab_size\" must be a positive integer up to"},
+      {R"(, "intermediate_size": 2305843009213693952)", "\"intermediate_size\" must be a positive"},
+      {R"(, "num_hidden_layers": 18446744073709551615)",
+       "\"num_hidden_layers\" must be a positive"},
+      {R"(, "head_dim": 1.5)", "\"head_dim\" must be a positive integer"},
+      {R"(, "vocab_size": 2147483648, "hidden_size": 1048576, "num_attention_heads": 1024)",
+       "over the limit of 2^40"},
+      {R"(, "tie_word_embeddings": "false")",
+       "field \"tie_word_embeddings\" must be true or false"},
+      {R"(, "mlp_bias": 0)", "field \"mlp_bias\" must be true or false"},
+      {R"(, "rope_scaling": {"type": 3})", "field \"type\" must be a string"},
+      {R"(, "rope_theta": "1e4")", "field \"rope_theta\" must be a number"},
+      {R"(, "bos_token_id": 1099511627776)", "\"bos_token_id\" (a token id) must be an integer"},
+  };
+  for (const Case& c : cases) {
+    // Applied by parsing: a later duplicate key wins in nlohmann, so extra overrides the base.
+    EXPECT_TRUE(test::one_line_error(
+        error_of([&] { model_config_from_json(config(c.extra), "c.json"); }), "c.json", c.phrase))
+        << c.extra;
+  }
 }
 
 }  // namespace
