@@ -114,21 +114,6 @@ uint64_t stream_xxh64(const std::string& path) {
   return hash.digest();
 }
 
-// Step directories (step_NNNNNN, no suffix) under root, newest first.
-std::vector<std::pair<int64_t, std::string>> step_dirs(const std::string& root) {
-  std::vector<std::pair<int64_t, std::string>> found;
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(root, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() <= 5 || name.compare(0, 5, "step_") != 0 || !e.is_directory()) continue;
-    if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      continue;
-    found.push_back({std::stoll(name.substr(5)), e.path().string()});
-  }
-  std::sort(found.begin(), found.end(), std::greater<>());
-  return found;
-}
-
 std::string dir_name(int64_t step) {
   char name[32];
   std::snprintf(name, sizeof name, "step_%06lld", (long long)step);
@@ -242,13 +227,27 @@ void sharded_commit(const std::string& root, int64_t step, const std::string& tm
   fsync_dir(root);
   write_file_atomic(root + "/latest", name + "\n");
   if (keep > 0) {
-    std::vector<std::pair<int64_t, std::string>> all = step_dirs(root);
+    std::vector<std::pair<int64_t, std::string>> all = checkpoint_step_dirs(root);
     for (size_t i = size_t(keep); i < all.size(); ++i) fs::remove_all(all[i].second, ec);
     fsync_dir(root);
   }
 }
 
 // ---- reading ----
+
+std::vector<std::pair<int64_t, std::string>> checkpoint_step_dirs(const std::string& root) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= 5 || name.compare(0, 5, "step_") != 0 || !e.is_directory()) continue;
+    if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    found.push_back({std::stoll(name.substr(5)), e.path().string()});
+  }
+  std::sort(found.begin(), found.end(), std::greater<>());
+  return found;
+}
 
 const std::string& ShardedCheckpoint::text(const std::string& name) const {
   auto it = text_files.find(name);

@@ -93,6 +93,9 @@ void sharded_commit(const std::string& root, int64_t step, const std::string& tm
 
 // ---- reading ----
 
+// Step directories (step_NNNNNN, no suffix) under ROOT as (step, path), newest first.
+std::vector<std::pair<int64_t, std::string>> checkpoint_step_dirs(const std::string& root);
+
 struct ShardedCheckpoint {
   struct Piece {
     std::string file;
