@@ -1,5 +1,6 @@
 // cli/main.cpp — the `hibari` command: the subcommands (cli/commands.h) and the exit codes.
-// Every hibari::Error becomes one line on stderr and exit code 1.
+// Every hibari::Error becomes one line on stderr and exit code 1 (under mpirun: once for the job,
+// see comm_report_error in parallel/comm.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -7,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "parallel/comm.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"hibari: build Japanese-English language models end to end"};
@@ -22,6 +24,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // Under mpirun every rank parses the same arguments: the usage error (or --help) is rank 0's
+    // to print, once.
+    if (hibari::comm_launch_rank() > 0) return e.get_exit_code();
     return app.exit(e);
   } catch (const hibari::Error& e) {
     std::fflush(stdout);

@@ -20,7 +20,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <span>
+#include <string>
 
 namespace hibari {
 
@@ -57,17 +59,49 @@ struct Comm {
   CommBytes bytes;
 };
 
-// Initializes MPI (MPI_THREAD_FUNNELED: only the thread that called this communicates) and returns
-// the world. A process started without mpirun is a 1-rank world (MPI singleton).
+// Under mpirun: initializes MPI (MPI_THREAD_FUNNELED: only the thread that called this
+// communicates) and returns the world.  A process started without a launcher is a 1-rank world
+// that never touches MPI: Open MPI's singleton start costs 0.3-1 s (it starts a daemon), which a
+// one-process `hibari train` does not need, since every collective on one rank is a copy or
+// nothing.  HIBARI_MPI=1 initializes MPI anyway (a singleton).
 Comm comm_init(int* argc, char*** argv);
-// Finalizes MPI; every Comm from comm_split must have been freed before.
+// Finalizes MPI if it was initialized; every Comm from comm_split must have been freed before.
 void comm_finalize();
-// The world communicator once comm_init ran (a fresh byte counter each call).
+// The world communicator once comm_init ran (a fresh byte counter each call); without MPI the
+// 1-rank world (mpi = MPI_COMM_NULL).
 Comm comm_world();
+// True when a launcher started this process: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), a PMIx
+// launcher such as srun --mpi=pmix (PMIX_RANK), or a PMI-1/2 one (PMI_RANK, PMI_SIZE).
+bool comm_launched_by_mpirun();
+// True between an MPI initialization and its finalization.
+bool comm_uses_mpi();
+// This process's world rank as the launcher's environment gives it (readable before MPI starts),
+// or -1 without a launcher.
+int comm_launch_rank();
+
+// An error that ends this rank's part of the job, printed once for the whole job rather than once
+// per rank (every rank of `mpirun -np 64` meets the same bad config).  No collective: the ranks
+// that did not fail may be blocked in one.  Over point-to-point messages on the world:
+//   a rank other than 0 sends its message to rank 0 and waits `seen_seconds` for a receipt; with
+//   one it waits (up to `done_seconds`) until rank 0 has printed, and prints nothing itself;
+//   without one (rank 0 did not fail, or failed much later) it prints "rank r: message".
+//   Rank 0 collects messages until every rank sent one, no new one came for `quiet_seconds`, or
+//   `max_seconds` passed; then prints each distinct message once: bare when every rank of the
+//   world sent it, else after the ranks that did ("ranks 1, 3: message"); then releases them.
+// Without MPI, or in a world of one, it prints the message.  Each line is `prefix` + text.
+struct ErrorReportTimes {
+  double quiet_seconds = 0.5;
+  double max_seconds = 3;
+  double seen_seconds = 2;
+  double done_seconds = 10;
+};
+void comm_report_error(const Comm& world, const std::string& message, FILE* err,
+                       const char* prefix = "hibari: error: ", const ErrorReportTimes& times = {});
 
 // Ranks of `comm` with the same color form a new communicator, ordered by key (then by old rank).
 // Collective over `comm`. The result must be released with comm_free. `name` (a string literal)
-// names the group in messages.
+// names the group in messages.  Every call below on a communicator of one rank runs without MPI
+// (a copy or nothing) and is not traced: nobody can be waited for.
 Comm comm_split(const Comm& comm, int color, int key, const char* name = "split");
 void comm_free(Comm& comm);
 
@@ -130,6 +164,9 @@ struct CollectiveTrace {
   std::atomic<const char*> current{nullptr};  // "all_reduce", "all_gather", ... (string literal)
   std::atomic<const char*> group{nullptr};    // Comm::name of the call
   std::atomic<uint64_t> floats{0};            // its buffer size
+  // Called by the communicating thread after a traced collective begins and after it ends (a rank
+  // status that must say so at once: rank_status_follow_collectives); nullptr: nothing.
+  std::atomic<void (*)()> changed{nullptr};
 };
 CollectiveTrace& collective_trace();
 

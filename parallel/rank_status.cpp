@@ -187,11 +187,21 @@ void rank_status_open(RankStatus& status, const std::string& dir, int rank, int 
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "?");
   copy_text(status.host, host);
+  if (rank == 0) ::unlink((dir + "/watchdog-report").c_str());
   rank_status_publish(status, -1, "start");
 }
 
 void rank_status_publish(RankStatus& status, int64_t step, const char* phase) {
+  status.step.store(step, std::memory_order_relaxed);
+  status.phase.store(phase, std::memory_order_relaxed);
+  rank_status_refresh(status);
+}
+
+void rank_status_refresh(RankStatus& status) {
   if (status.fd < 0) return;
+  std::lock_guard<std::mutex> lock(status.write_mutex);
+  const int64_t step = status.step.load(std::memory_order_relaxed);
+  const char* phase = status.phase.load(std::memory_order_relaxed);
   const CollectiveTrace& trace = collective_trace();
   RankRecord r;
   r.sequence = status.sequence.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -219,9 +229,54 @@ void rank_status_publish(RankStatus& status, int64_t step, const char* phase) {
   }
 }
 
+namespace {
+
+std::atomic<RankStatus*> followed{nullptr};
+
+void refresh_followed() {
+  if (RankStatus* status = followed.load(std::memory_order_acquire)) rank_status_refresh(*status);
+}
+
+}  // namespace
+
+void rank_status_follow_collectives(RankStatus* status) {
+  followed.store(status, std::memory_order_release);
+  collective_trace().changed.store(status != nullptr ? refresh_followed : nullptr,
+                                   std::memory_order_release);
+}
+
 void rank_status_close(RankStatus& status) {
+  if (followed.load() == &status) rank_status_follow_collectives(nullptr);
+  std::lock_guard<std::mutex> lock(status.write_mutex);
   if (status.fd >= 0) ::close(status.fd);
   status.fd = -1;
+}
+
+bool rank_status_claim_report(const std::string& dir, double wait_seconds) {
+  const std::string path = dir + "/watchdog-report";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  if (errno != EEXIST) return true;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+  for (;;) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) return false;  // printed
+    if (std::chrono::steady_clock::now() >= deadline) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void rank_status_report_printed(const std::string& dir) {
+  const std::string path = dir + "/watchdog-report";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return;
+  while (::write(fd, "printed\n", 8) < 0 && errno == EINTR) {
+  }
+  ::close(fd);
 }
 
 bool rank_status_read(const std::string& dir, int rank, RankRecord& out) {

@@ -8,7 +8,8 @@
 // The heartbeat is wall-clock time (CLOCK_REALTIME), not steady_clock, because the ranks that
 // compare it may run on different machines (NTP keeps cluster clocks within milliseconds).
 //
-// A record is written with one pwrite of the whole record: no allocation, no lock, any thread.
+// A record is written with one pwrite of the whole record, built and written under the status's
+// lock: no allocation, any thread, and the newest state is always the one left in the file.
 // A reader may still see a torn record (a pwrite is not atomic against a pread, least of all on a
 // network filesystem), so a record carries its sequence number at both ends and a checksum of its
 // bytes; rank_status_read rereads until the record is whole.
@@ -25,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace hibari {
@@ -64,6 +66,13 @@ struct RankStatus {
   int64_t pid = 0;
   char host[64] = {};
   std::atomic<uint64_t> sequence{0};
+  // The step and phase last published; a refresh (heartbeat, collective) writes them again.
+  std::atomic<int64_t> step{-1};
+  std::atomic<const char*> phase{"start"};
+  // Publishes are whole-record pwrites from several threads (the loop's marks and collectives,
+  // the heartbeat): one at a time, each built inside the lock, so the file always ends with the
+  // newest state and a rank frozen at any instant (SIGSTOP) leaves exactly where it was.
+  std::mutex write_mutex;
 };
 
 // Creates `dir` (and parents) if needed, opens `<dir>/rank-<NNNNN>` for `rank` of a world of
@@ -71,10 +80,18 @@ struct RankStatus {
 // still visible.  A file left there by an earlier run of the same run directory is overwritten.
 void rank_status_open(RankStatus& status, const std::string& dir, int rank, int size);
 
-// Writes the whole record once: now as heartbeat, `step` and `phase` (nullptr or "" between steps)
-// and collective_trace().  No allocation, no lock, one clock read and one pwrite; any thread.
-// A failed write is ignored: the heartbeat then goes stale, which is what the others report.
+// Writes the whole record once: now as heartbeat, `step` and `phase` (a string literal; nullptr or
+// "" between steps) and collective_trace().  No allocation: one clock read and one pwrite under
+// the status's write lock; any thread.  A failed write is ignored: the heartbeat then goes stale,
+// which is what the others report.
 void rank_status_publish(RankStatus& status, int64_t step, const char* phase);
+// The same with the step and phase last published (a heartbeat: where the rank is, said again).
+void rank_status_refresh(RankStatus& status);
+
+// Makes every collective of this process republish `status` as it begins and as it ends
+// (collective_trace().changed), so the record names the collective a rank is in at any instant,
+// not as of its last heartbeat.  nullptr stops it.  One status per process.
+void rank_status_follow_collectives(RankStatus* status);
 
 // Closes the file (it stays on disk for a post-mortem look).  Safe on a status never opened.
 void rank_status_close(RankStatus& status);
@@ -97,5 +114,14 @@ bool rank_status_read(const std::string& dir, int rank, RankRecord& out);
 // `stale_seconds`, or it began fewer collectives than the others (the fewest of all).  Ranks in
 // different collectives at the same count are named first, as "mismatched collectives at #N".
 std::string rank_status_report(const std::string& dir, int size, double stale_seconds);
+
+// The one rank that prints the job's watchdog report.  Every rank stuck behind a late one fires at
+// about the same time; the first to create `<dir>/watchdog-report` prints, then marks it printed
+// (rank_status_report_printed); the others wait up to `wait_seconds` for that mark and print
+// nothing (they must not exit first: mpirun would kill the printer mid-line).  True: this rank
+// prints (it claimed the report, the claimant never marked it printed, or the file cannot be
+// made).  rank_status_open of rank 0 removes the file an earlier run of the directory left.
+bool rank_status_claim_report(const std::string& dir, double wait_seconds);
+void rank_status_report_printed(const std::string& dir);
 
 }  // namespace hibari

@@ -1,11 +1,16 @@
 #include "train/metrics.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "parallel/comm.h"
 
 namespace hibari {
 
@@ -64,6 +69,55 @@ std::string format_duration(double seconds) {
     std::snprintf(out, sizeof out, "%lds", s);
   }
   return out;
+}
+
+namespace {
+
+// The first line of a small /proc file ("" when unreadable).
+std::string proc_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The parent of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold spaces
+// and parentheses, so the fields are counted after the last ')'); 0 when unknown.
+long parent_of(long pid) {
+  const std::string stat = proc_line("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 4 > stat.size()) return 0;
+  return std::strtol(stat.c_str() + close + 4, nullptr, 10);
+}
+
+}  // namespace
+
+bool process_stdout_is_terminal(long pid) {
+  const std::string fd = "/proc/" + std::to_string(pid) + "/fd/1";
+  struct stat st {};
+  // Only a character device can be a terminal; anything else is not opened at all.
+  if (::stat(fd.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) return false;
+  const int f = ::open(fd.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (f < 0) return false;
+  const bool tty = ::isatty(f) != 0;
+  ::close(f);
+  return tty;
+}
+
+bool progress_live(const std::string& mode, FILE* out) {
+  if (mode == "live") return true;
+  if (mode == "plain") return false;
+  if (::isatty(fileno(out)) == 0) return false;
+  if (!comm_launched_by_mpirun()) return true;
+  // A few generations up at most: mpirun may start the rank through a shell or a wrapper.
+  long pid = long(::getppid());
+  for (int depth = 0; depth < 8 && pid > 1; ++depth, pid = parent_of(pid)) {
+    const std::string name = proc_line("/proc/" + std::to_string(pid) + "/comm");
+    if (name == "mpirun" || name == "mpiexec" || name == "orterun" || name == "prterun")
+      return process_stdout_is_terminal(pid);
+    if (name == "orted" || name == "prted") return false;
+  }
+  return false;
 }
 
 }  // namespace hibari

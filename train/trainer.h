@@ -19,8 +19,9 @@ struct TrainSummary {
 };
 
 // Runs the whole job, continuing from the newest intact checkpoint when there is one.
-// Human-readable output (header, progress, samples) goes to `out`; a live line is redrawn in place
-// when `out` is a terminal.
-TrainSummary run_training(const RunConfig& config, FILE* out);
+// Human-readable output (header, progress, samples) goes to `out`; with `live` the progress line
+// is redrawn in place ("\r\033[K"), else written as plain lines (progress_live in
+// train/metrics.h decides: a terminal, and under mpirun mpirun's own).
+TrainSummary run_training(const RunConfig& config, FILE* out, bool live);
 
 }  // namespace hibari

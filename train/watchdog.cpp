@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 #include <future>
+#include <memory>
 #include <string>
 
 namespace hibari {
@@ -52,30 +53,79 @@ void write_entry(Watchdog& w, const char* phase, int64_t step, int64_t entered_n
   w.sequence.store(s + 2, std::memory_order_release);
 }
 
+// The job report and whether this rank prints it (see rank_status_claim_report).
+struct JobReport {
+  std::string line;
+  bool print = true;
+};
+
 // What every rank is in, from the status files, or why not.  Read on a helper thread that is left
 // behind if the filesystem does not answer in time (the process ends right after anyway).  This
 // rank's own record is published first, so it says where this rank is now.
-std::string job_report(const Watchdog& w, const PhaseEntry& e) {
+//
+// A first reading that finds nobody behind is not trusted at once: a rank stopped inside the
+// collective the others wait in has their count, and its heartbeat is not yet stale when the
+// first watchdog fires.  Its heartbeat goes stale within stale_seconds; so after one more
+// stale period (plus a beat) the records are read again, and that reading is the report.  A live
+// rank has beaten meanwhile and still reads as fresh: "no rank is behind" then means it.
+JobReport job_report(const Watchdog& w) {
   RankStatus& status = *w.status;
-  const double stale_seconds = w.stale_seconds;
-  std::packaged_task<std::string()> task([&status, e, stale_seconds] {
-    rank_status_publish(status, e.step, e.phase);
-    return rank_status_report(status.dir, status.size, stale_seconds);
-  });
-  std::future<std::string> report = task.get_future();
-  std::thread(std::move(task)).detach();
-  const auto timeout = std::chrono::duration<double>(w.report_timeout_seconds);
-  if (report.wait_for(timeout) != std::future_status::ready) {
-    char text[160];
-    std::snprintf(text, sizeof text, "the rank status files did not answer within %g s",
-                  w.report_timeout_seconds);
-    return text;
-  }
+  const double stale_seconds = w.stale_seconds,
+               recheck_seconds = w.stale_seconds + w.heartbeat_seconds;
+  const double claim_seconds = w.report_timeout_seconds;
+  struct Shared {
+    std::promise<std::string> first, second;
+    std::promise<bool> print;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::future<std::string> first = shared->first.get_future(), second = shared->second.get_future();
+  std::future<bool> print = shared->print.get_future();
+  std::thread([shared, &status, stale_seconds, recheck_seconds, claim_seconds] {
+    try {
+      rank_status_refresh(status);
+      std::string line = rank_status_report(status.dir, status.size, stale_seconds);
+      const bool settled = line.rfind("no rank is behind", 0) != 0;
+      shared->first.set_value(line);
+      if (!settled) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(recheck_seconds));
+        rank_status_refresh(status);
+        line = rank_status_report(status.dir, status.size, stale_seconds);
+      }
+      shared->second.set_value(line);
+      shared->print.set_value(rank_status_claim_report(status.dir, claim_seconds));
+    } catch (...) {
+      // Whichever promise is still open carries the error.
+      try {
+        shared->first.set_exception(std::current_exception());
+      } catch (const std::future_error&) {
+        try {
+          shared->second.set_exception(std::current_exception());
+        } catch (const std::future_error&) {
+        }
+      }
+    }
+  }).detach();
+  auto within = [](auto& future, double seconds) {
+    return future.wait_for(std::chrono::duration<double>(seconds)) == std::future_status::ready;
+  };
+  JobReport out;
   try {
-    return report.get();
+    if (!within(first, w.report_timeout_seconds)) {
+      char text[160];
+      std::snprintf(text, sizeof text, "the rank status files did not answer within %g s",
+                    w.report_timeout_seconds);
+      out.line = text;
+      return out;
+    }
+    out.line = first.get();
+    if (!within(second, recheck_seconds + w.report_timeout_seconds)) return out;
+    out.line = second.get();
+    // Waiting for the rank that claimed the report to print; past that, print here too.
+    if (within(print, claim_seconds + w.report_timeout_seconds)) out.print = print.get();
   } catch (const std::exception& error) {
-    return std::string("no rank status: ") + error.what();
+    out.line = std::string("no rank status: ") + error.what();
   }
+  return out;
 }
 
 // std::_Exit, not exit or abort: the stuck thread sits in a kernel, a collective or a blocked
@@ -84,13 +134,24 @@ std::string job_report(const Watchdog& w, const PhaseEntry& e) {
 // with SIGABRT rather than a code the supervisor reads as "stuck".
 [[noreturn]] void abort_stuck(const Watchdog& w, const PhaseEntry& e, int64_t now) {
   const double stuck_s = double(now - e.entered_ns) * 1e-9;
-  const std::string report = w.status != nullptr ? job_report(w, e) + "; " : "";
-  std::fprintf(w.out,
-               "hibari: error: watchdog: step %lld stuck in phase \"%s\" for %.0f s (limit %g s); "
-               "%saborting\n",
-               static_cast<long long>(e.step), e.phase, std::floor(stuck_s), w.limit_seconds,
-               report.c_str());
-  std::fflush(w.out);
+  JobReport report;
+  if (w.status != nullptr) report = job_report(w);
+  if (report.print) {
+    std::fprintf(w.out,
+                 "hibari: error: watchdog: step %lld stuck in phase \"%s\" for %.0f s (limit %g "
+                 "s); %s%saborting\n",
+                 static_cast<long long>(e.step), e.phase, std::floor(stuck_s), w.limit_seconds,
+                 report.line.c_str(), report.line.empty() ? "" : "; ");
+    std::fflush(w.out);
+    if (w.status != nullptr) {
+      // Lets the ranks waiting on the claim go; on a helper thread: the disk may not answer.
+      const std::string dir = w.status->dir;
+      std::packaged_task<void()> mark([dir] { rank_status_report_printed(dir); });
+      std::future<void> marked = mark.get_future();
+      std::thread(std::move(mark)).detach();
+      marked.wait_for(std::chrono::duration<double>(w.report_timeout_seconds));
+    }
+  }
   std::_Exit(3);
 }
 
@@ -102,8 +163,7 @@ void heartbeat_loop(Watchdog& w) {
   std::unique_lock<std::mutex> lock(w.mutex);
   while (!w.stopping) {
     lock.unlock();
-    const PhaseEntry e = read_entry(w);
-    rank_status_publish(*w.status, e.step, e.phase);
+    rank_status_refresh(*w.status);
     lock.lock();
     w.wake.wait_for(lock, period, [&] { return w.stopping; });
   }
@@ -139,7 +199,10 @@ Watchdog::Watchdog(double limit_seconds_, FILE* out_, RankStatus* status_)
   heartbeat_seconds = std::clamp(limit_seconds / 10, 0.1, 1.0);
   stale_seconds = std::max(3 * heartbeat_seconds, std::min(3.0, limit_seconds / 2));
   if (limit_seconds <= 0) return;
-  if (status != nullptr) heartbeat = std::thread(heartbeat_loop, std::ref(*this));
+  if (status != nullptr) {
+    rank_status_follow_collectives(status);
+    heartbeat = std::thread(heartbeat_loop, std::ref(*this));
+  }
   monitor = std::thread(monitor_loop, std::ref(*this));
 }
 
@@ -152,16 +215,20 @@ Watchdog::~Watchdog() {
   wake.notify_all();
   monitor.join();
   if (heartbeat.joinable()) heartbeat.join();
+  if (status != nullptr) rank_status_follow_collectives(nullptr);
 }
 
 void watchdog_enter(Watchdog& w, const char* phase, int64_t step) {
   if (w.limit_seconds <= 0) return;
   write_entry(w, phase, step, now_ns());
+  if (w.status != nullptr) rank_status_publish(*w.status, step, phase);
 }
 
 void watchdog_idle(Watchdog& w) {
   if (w.limit_seconds <= 0) return;
-  write_entry(w, nullptr, w.step.load(std::memory_order_relaxed), 0);
+  const int64_t step = w.step.load(std::memory_order_relaxed);
+  write_entry(w, nullptr, step, 0);
+  if (w.status != nullptr) rank_status_publish(*w.status, step, nullptr);
 }
 
 }  // namespace hibari

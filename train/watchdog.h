@@ -10,15 +10,21 @@
 // Marks are cheap and never allocate or lock: a clock read and a few atomic stores (a seqlock),
 // safe to call millions of times.  Only one thread (the training loop) marks phases.
 //
-// Under mpirun, give it this rank's RankStatus (parallel/rank_status.h).  A heartbeat thread then
-// publishes the rank's record (the step and phase the loop marked, the collective it is in) every
-// `heartbeat_seconds`, and the abort line gains one sentence about the whole job, read from every
-// rank's record:
+// Under mpirun, give it this rank's RankStatus (parallel/rank_status.h).  Each mark then also
+// publishes the rank's record (one pwrite under the status's lock), and so does every collective
+// as it begins and ends (rank_status_follow_collectives): the record says where the rank is at any
+// instant, so a rank that is stopped or dies is reported where it stopped, not as of its last
+// heartbeat.  A heartbeat thread republishes the record every `heartbeat_seconds` (its age tells
+// a live rank from a stopped one), and the abort line gains one sentence about the whole job, read
+// from every rank's record:
 //   hibari: error: watchdog: step 5 stuck in phase "backward" for 31 s (limit 30 s); rank 2 (pid
 //   4242 on node-a) is late: ...; ranks 0, 1, 3 wait in all_reduce #812 on dp (1048576 floats);
 //   aborting
-// All ranks stuck behind one late rank fire at about the same time; the first to exit makes mpirun
-// end the others, so its line is the one the user reads, and every rank's line says the same.
+// All ranks stuck behind one late rank fire at about the same time; one of them prints the line
+// (the first to claim it, rank_status_claim_report), the others exit without a word once it has.
+// A reading that finds nobody behind is taken again one stale period later (a rank stopped inside
+// the collective the others wait in looks like them until its heartbeat goes stale), so no rank
+// says "no rank is behind" about a job with a stopped rank.
 //
 // Heartbeat period and staleness (both derived from the limit, both well under it):
 //   heartbeat_seconds = clamp(limit / 10, 0.1 s, 1 s)
