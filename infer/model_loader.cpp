@@ -1,9 +1,14 @@
 // infer/model_loader.cpp — see model_loader.h.
 #include "infer/model_loader.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 
 #include "checkpoint/native_checkpoint.h"
+#include "checkpoint/safetensors.h"
 #include "core/error.h"
 #include "model/hf_weights.h"
 
@@ -21,7 +26,53 @@ bool is_checkpoint_root(const fs::path& dir) {
   return false;
 }
 
+// A NaN or Inf weight makes every score NaN, which eval would count as wrong answers (accuracy 0)
+// without a word: refused, naming the file and tensor it came from.
+void refuse_non_finite(const LoadedModel& m) {
+  const size_t i = first_non_finite(m.params.data(), m.params.size());
+  if (i == m.params.size()) return;
+  for (const ParamInfo& p : m.layout.params) {
+    if (i < p.offset || i >= p.offset + p.numel) continue;
+    std::string file = m.weights_dir;
+    try {
+      const SafeTensorsModel st = safetensors_open_model(m.weights_dir);
+      if (const SafeTensorsFile* f = st.file_of(p.name)) file = f->path;
+    } catch (const std::exception&) {
+      // it was just read; name the directory if it cannot be opened again
+    }
+    const float v = m.params[i];
+    fail_file(file, "tensor " + p.name + " holds " +
+                        (std::isnan(v) ? "NaN"
+                         : v > 0       ? "+Inf"
+                                       : "-Inf") +
+                        " at element " + std::to_string(i - p.offset) +
+                        "; a model with NaN/Inf weights cannot give finite scores");
+  }
+  fail_file(m.weights_dir, "NaN/Inf at element " + std::to_string(i) + " of the parameters");
+}
+
 }  // namespace
+
+size_t first_non_finite(const float* x, size_t n) {
+  // Chunks in parallel, each an OR of an integer test (exponent bits all ones: NaN or Inf) that
+  // vectorizes; the exact element is looked for only in the first chunk that has one.
+  constexpr size_t kChunk = size_t(1) << 16;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  size_t first = chunks;
+#pragma omp parallel for schedule(static) reduction(min : first)
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    uint32_t any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = c * kChunk; i < end; ++i)
+      any |= uint32_t((std::bit_cast<uint32_t>(x[i]) & 0x7f800000u) == 0x7f800000u);
+    if (any) first = std::min(first, c);
+  }
+  if (first == chunks) return n;
+  size_t i = first * kChunk;
+  while (std::isfinite(x[i])) ++i;
+  return i;
+}
 
 LoadedModel load_model_for_inference(const std::string& path) {
   std::error_code ec;
@@ -29,6 +80,8 @@ LoadedModel load_model_for_inference(const std::string& path) {
   if (!fs::is_directory(path, ec)) fail_file(path, "not a directory (a model is a directory)");
   LoadedModel m;
   const fs::path dir(path);
+  // A step that lost its manifest would otherwise pass for a Hugging Face directory, unverified.
+  refuse_step_without_manifest(path);
   if (fs::exists(dir / "manifest.json", ec)) {
     // one checkpoint: verified (sizes and checksums of every file) before it is read
     const LoadedCheckpoint c = load_checkpoint(path);
@@ -50,6 +103,7 @@ LoadedModel load_model_for_inference(const std::string& path) {
   m.layout = llama_parameter_layout(m.config);
   m.params.assign(m.layout.total, 0.0f);
   load_hf_weights(m.layout, m.params.data(), m.config, m.weights_dir);
+  refuse_non_finite(m);
   m.weights = llama_weights(m.config, m.layout, m.params.data());
   return m;
 }

@@ -8,6 +8,7 @@
 // gradients, no training activations.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,13 @@ struct LoadedModel {
 };
 
 // Fails with one line naming the file ("DIR: not a directory", "DIR/config.json: missing ...",
-// "DIR/model.safetensors: no tensor 'x'") for anything that is not a loadable Llama.
+// "DIR/model.safetensors: no tensor 'x'") for anything that is not a loadable Llama, for a
+// checkpoint step whose manifest.json is gone (native_checkpoint.h, refuse_step_without_manifest),
+// and for weights holding NaN or Inf ("FILE: tensor NAME holds NaN at element I").
 LoadedModel load_model_for_inference(const std::string& path);
+
+// The index of the first NaN or Inf among x[0, n), or n when all are finite (parallel, vectorized).
+size_t first_non_finite(const float* x, size_t n);
 
 // The tokenizer of a model: `tokenizer_path` (file or directory) when not empty, else a
 // tokenizer.json / tokenizer.model in `model_path`, in the checkpoint's directory, in a checkpoint
