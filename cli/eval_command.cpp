@@ -1,6 +1,7 @@
 // cli/eval_command.cpp — `hibari eval`: score a model on Japanese and English tasks (eval/) and
 // write the results as JSON and a Markdown table.  A progress line goes to stderr.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -92,6 +93,13 @@ void run_eval(const EvalArgs& a) {
       options[i].log_sample = [&samples](const std::string& line) { samples += line + "\n"; };
     docs.push_back(load_task_docs(specs[i], options[i]));
   }
+
+  // JSQuAD's f1 needs the MeCab dictionary: a missing one fails now, not after the model loads.
+  for (const TaskSpec& t : specs)
+    if (std::find(t.metrics.begin(), t.metrics.end(), "f1") != t.metrics.end()) {
+      MecabWakati probe(a.mecab_dict);
+      break;
+    }
 
   EvalModel model;
   load_eval_model(model, a.model, a.tokenizer, a.batch_size, a.max_length);

@@ -142,6 +142,13 @@ TEST(EvalCommand, ErrorsAreOneLine) {
       test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli-1.3-0.2 --data-dir " +
                                      (dir.path / "data").string()),
       "data/jnli-v1.3/valid-v1.3.json:2: invalid JSON");
+  // A missing MeCab dictionary (JSQuAD's f1) fails before the model loads, naming the directory.
+  test::expect_one_line_error(
+      test::run_hibari(dir.path, "eval --model " + model +
+                                     " --tasks jsquad-1.1-0.2 --mecab-dict /nonexistent/unidic "
+                                     "--data-dir " +
+                                     kExamples + "/data"),
+      "/nonexistent/unidic");
   // A bare JGLUE name: the JP harness means another prompt by it; the error names hibari's.
   test::expect_one_line_error(
       test::run_hibari(dir.path, "eval --model " + model + " --tasks jnli --data-dir " +
