@@ -523,6 +523,168 @@ TEST(Loader, MegatronEvalAccountingReadsTheBlendedValidAndTestStreams) {
   EXPECT_EQ(loader_eval_stream_size(loader, 2), 17);
 }
 
+// tests/reference/megatron_indices.py persplit: the tokens of every sample of each split Megatron's
+// builder makes from blend_per_split, read from the same .bin/.idx files; rows padded with -1.
+struct ReferenceSplits {
+  std::map<std::string, std::vector<std::vector<int32_t>>> samples;  // "train", "valid", "test"
+
+  ReferenceSplits(const fs::path& out, const std::string& args) {
+    fs::create_directories(out);
+    const std::string cmd = reference("persplit " + args + " --out " + out.string());
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    for (const char* name : {"train", "valid", "test"}) {
+      const fs::path file = out / (std::string(name) + "_samples.npy");
+      if (!fs::exists(file)) continue;
+      const NpyArray array = read_npy(file.string());
+      const std::vector<int64_t> values = npy_as_int64(array);
+      const int64_t rows = array.shape[0], width = array.shape[1];
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<int32_t> row;
+        for (int64_t c = 0; c < width && values[size_t(r * width + c)] >= 0; ++c)
+          row.push_back(int32_t(values[size_t(r * width + c)]));
+        samples[name].push_back(row);
+      }
+    }
+  }
+};
+
+// Every sample of Megatron's validation (1) or test (2) split against the reference's.
+void expect_eval_stream(Loader& loader, int which, const std::vector<std::vector<int32_t>>& want) {
+  const int64_t B = loader.options.micro_batch_size, T = loader.options.seq_length;
+  ASSERT_EQ(loader_eval_stream_size(loader, which), int64_t(want.size()));
+  std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+  for (int64_t first = 0; first + B <= int64_t(want.size()); first += B) {
+    loader_read_eval_stream(loader, which, first, inputs.data(), targets.data());
+    for (int64_t b = 0; b < B; ++b)
+      expect_inputs_targets(
+          want[size_t(first + b)], T, inputs.data() + b * T, targets.data() + b * T,
+          "split " + std::to_string(which) + " sample " + std::to_string(first + b));
+  }
+}
+
+// Megatron's blend_per_split: three training datasets blended by weight, two validation datasets
+// blended with the surplus, one weighted test dataset (not blended), each read whole, the split
+// string ignored.  Every sample of every split equals the reference's, read from the same files.
+TEST(Loader, BlendPerSplitIsMegatrons) {
+  Fixture f;
+  LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 0.644},
+                               {"en", f.make("en", 200, 10000), 0.256},
+                               {"code", f.make("code", 100, 20000), 0.1}});
+  o.blend_per_split = true;
+  o.split = "50,50";  // ignored: a training dataset is read whole
+  o.valid_sources = {{"ja_valid", f.make("ja_valid", 80, 30000), 0.7},
+                     {"en_valid", f.make("en_valid", 60, 40000), 0.3}};
+  o.test_sources = {{"ja_test", f.make("ja_test", 50, 50000), 2}};
+  o.megatron_eval = true;
+  std::tie(o.valid_samples, o.test_samples) = megatron_eval_samples(20, 10, 2, 8);
+  Loader loader = loader_open(o);
+  EXPECT_EQ(loader.state.split, "blend_per_split");
+  for (const LoaderDataset& d : loader.datasets)
+    EXPECT_EQ(d.train_documents.size(), f.docs[d.name].size()) << d.name;
+
+  auto blend = [](const std::vector<LoaderSource>& sources) {
+    std::string text;
+    for (const LoaderSource& s : sources) text += std::to_string(s.weight) + " " + s.prefix + " ";
+    return "\"" + text + "\"";
+  };
+  ReferenceSplits want(f.dir.path / "reference",
+                       "--train " + blend(o.sources) + " --valid " + blend(o.valid_sources) +
+                           " --test " + blend(o.test_sources) + " --split-sizes 160," +
+                           std::to_string(o.valid_samples) + "," + std::to_string(o.test_samples) +
+                           " --seq-length 16 --seed 1234");
+  std::vector<std::vector<int32_t>> got = run_steps(loader, 20);
+  ASSERT_EQ(want.samples["train"].size(), 161u);  // sum of ceil(160 w): 104 + 41 + 16
+  for (size_t g = 0; g < got.size(); ++g)
+    ASSERT_EQ(got[g], want.samples["train"][g]) << "train sample " << g;
+  // 48 validation samples: ceil(33.6) + ceil(14.4) = 49; the lone test dataset gives 16.
+  ASSERT_EQ(want.samples["valid"].size(), 49u);
+  ASSERT_EQ(want.samples["test"].size(), 16u);
+  expect_eval_stream(loader, 1, want.samples["valid"]);
+  expect_eval_stream(loader, 2, want.samples["test"]);
+}
+
+// A lone dataset of a split is not blended even with a weight (only the `split` path blends a
+// weighted lone dataset): the training indices are built for train_samples, not ceil(n x 1.005).
+// The validation dataset keeps its partial last sample (drop_last_partial_validation_sequence =
+// false) and there is no test data: no test stream.
+TEST(Loader, BlendPerSplitLoneDatasetsAreNotBlended) {
+  Fixture f;
+  LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 3}});
+  o.weighted = true;
+  o.blend_per_split = true;
+  o.valid_sources = {{"en_valid", f.make("en_valid", 7, 40000), 5}};
+  o.drop_last_partial_validation_sequence = false;
+  o.megatron_eval = true;
+  std::tie(o.valid_samples, o.test_samples) = megatron_eval_samples(20, 10, 1, 8);
+  Loader loader = loader_open(o);
+  EXPECT_EQ(loader.state.sources[0].planned_samples, 160);
+  EXPECT_EQ(loader_eval_stream_size(loader, 2), 0);
+
+  ReferenceSplits want(f.dir.path / "reference",
+                       "--train \"3 " + o.sources[0].prefix + "\" --valid \"5 " +
+                           o.valid_sources[0].prefix +
+                           "\" --split-sizes 160,24,8 --seq-length 16 --seed 1234 --drop-last 0");
+  EXPECT_EQ(want.samples.count("test"), 0u);
+  std::vector<std::vector<int32_t>> got = run_steps(loader, 20);
+  ASSERT_EQ(want.samples["train"].size(), 160u);
+  for (size_t g = 0; g < got.size(); ++g)
+    ASSERT_EQ(got[g], want.samples["train"][g]) << "train sample " << g;
+  // 7 short documents: more than one epoch, and some samples end short (padded).
+  const auto& valid = want.samples["valid"];
+  EXPECT_TRUE(std::any_of(valid.begin(), valid.end(),
+                          [](const std::vector<int32_t>& s) { return s.size() < 17; }));
+  expect_eval_stream(loader, 1, valid);
+}
+
+TEST(Loader, BlendPerSplitBadInput) {
+  Fixture f;
+  LoaderOptions o = f.options({{"ja", f.make("ja", 300, 0), 1}});
+  o.blend_per_split = true;
+  const std::string tiny = (f.dir.path / "tiny").string();
+  {
+    IndexedDatasetWriter writer(tiny, TokenDtype::i32);
+    const int32_t tokens[] = {1, 2, 3, 4, 5};
+    writer.add_document(tokens, 5);
+    writer.finish();
+  }
+  o.valid_sources = {{"tiny", tiny, 1}};
+  // Separate validation data is read with Megatron's accounting only.
+  try {
+    loader_open(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("need Megatron's accounting"), std::string::npos)
+        << e.what();
+  }
+  // A validation dataset too short for one sample is an error naming it.
+  o.megatron_eval = true;
+  o.valid_samples = 8;
+  try {
+    loader_open(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny.idx"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the validation dataset \"tiny\" (1 sequences)"),
+              std::string::npos)
+        << e.what();
+  }
+  // A checkpoint of a run with a split does not continue as blend_per_split.
+  LoaderOptions split_run = f.options(o.sources);
+  Loader first = loader_open(split_run);
+  loader_next_batch(first);
+  const LoaderState saved = loader_checkpoint_state(first);
+  o.valid_sources.clear();
+  try {
+    loader_open(o, &saved, "ckpt/state.json");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "ckpt/state.json: split was \"90,10,0\", now \"blend_per_split\""),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Loader, DataParallelRanksSplitTheSameGlobalBatch) {
   Fixture f;
   std::vector<LoaderSource> sources = {{"ja", f.make("ja", 300, 0), 3},

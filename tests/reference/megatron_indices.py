@@ -17,6 +17,9 @@ Modes (each writes .npy files into --out):
   blend   weights, target/build sizes per dataset, dataset_index, dataset_sample_index
   split   [begin, end) document bounds of train/valid/test for every count in --counts
   ramp    the global batch size of every step of a ramp-up run, and Megatron's train_iters
+  persplit  blend_per_split (--train-data-path, --valid-data-path, --test-data-path): for each
+          split with data, the tokens of every sample of its dataset or blend, read from the
+          datasets' .bin/.idx files as GPTDataset and BlendedDataset read them
   resave  numpy.load a file and numpy.save it again (the C++ .npy writer is readable by numpy)
   batch   every line of --input is the arguments of one of the modes above (one Python start-up
           for many cases keeps the tests fast)
@@ -348,13 +351,127 @@ def run_ramp(args):
     numpy.save(args.out, numpy.array([iters] + sizes, numpy.int64))
 
 
+# ---------------------------------------------------------------------------------------------
+# blend_per_split (blended_megatron_dataset_builder.py: _build_blended_dataset_splits, the "each
+# split comes from a separate distribution" branch; gpt_dataset.py:
+# _query_document_sample_shuffle_indices; indexed_dataset.py: the .idx layout)
+
+DTYPES = {1: numpy.uint8, 2: numpy.int8, 3: numpy.int16, 4: numpy.int32, 5: numpy.int64,
+          6: numpy.float64, 7: numpy.float32, 8: numpy.uint16}
+
+
+class IndexedDataset:
+    """indexed_dataset.py's _IndexReader and .bin layout: header, version, dtype code, sequence
+    and document counts, sequence lengths (int32), sequence pointers (int64, in bytes)."""
+
+    def __init__(self, prefix):
+        with open(prefix + ".idx", "rb") as f:
+            assert f.read(9) == b"MMIDIDX\x00\x00"
+            assert numpy.frombuffer(f.read(8), "<u8")[0] == 1
+            self.dtype = DTYPES[f.read(1)[0]]
+            count = int(numpy.frombuffer(f.read(8), "<u8")[0])
+            f.read(8)  # document count
+            self.lengths = numpy.frombuffer(f.read(4 * count), "<i4").astype(numpy.int32)
+            self.pointers = numpy.frombuffer(f.read(8 * count), "<i8")
+        self.bin = numpy.fromfile(prefix + ".bin", dtype=numpy.uint8)
+
+    def get(self, i, offset=0, length=None):
+        if length is None:
+            length = int(self.lengths[i]) - offset
+        size = numpy.dtype(self.dtype).itemsize
+        begin = int(self.pointers[i]) + offset * size
+        return numpy.frombuffer(self.bin[begin:begin + length * size].tobytes(), self.dtype)
+
+
+class GPTDataset:
+    def __init__(self, prefix, split_range, num_samples, split, args):
+        # _build_megatron_dataset_splits: documents [round(b * n), round(e * n)) of the dataset.
+        self.data = IndexedDataset(prefix)
+        n = len(self.data.lengths)
+        documents = numpy.arange(int(round(split_range[0] * float(n))),
+                                 int(round(split_range[1] * float(n))), dtype=numpy.int32)
+        # GPTDataset: only the validation split may keep its last partial sample.
+        drop_last = 1 if split != 1 else args.drop_last
+        self.add_extra = args.add_extra
+        self.seq_length = args.seq_length
+        self.doc, self.sample, self.shuffle, _, _ = build_gpt_indices(
+            self.data.lengths, documents, num_samples, args.seq_length, args.seed, args.add_extra,
+            drop_last)
+
+    def __len__(self):
+        return self.sample.shape[0] - 1
+
+    def __getitem__(self, idx):
+        # _query_document_sample_shuffle_indices; the pad token is -1 here.
+        idx = self.shuffle[idx]
+        beg, beg_offset = (int(x) for x in self.sample[idx])
+        end, end_offset = (int(x) for x in self.sample[idx + 1])
+        if beg == end:
+            parts = [self.data.get(self.doc[beg], beg_offset,
+                                   end_offset - beg_offset + self.add_extra)]
+        else:
+            parts = []
+            for i in range(beg, end + 1):
+                offset = 0 if i > beg else beg_offset
+                length = None if i < end else end_offset + self.add_extra
+                parts.append(self.data.get(self.doc[i], offset, length))
+        tokens = numpy.concatenate(parts).astype(numpy.int64)
+        pad = self.seq_length + self.add_extra - len(tokens)
+        return numpy.concatenate((tokens, numpy.full(pad, -1, numpy.int64)))
+
+
+def get_blend_from_list(blend):
+    # utils.py: get_blend_from_list (weights and prefixes alternate, or prefixes alone)
+    if blend is None:
+        return None
+    if len(blend) % 2 == 1:
+        return blend, None
+    weights = []
+    for text in blend[0::2]:
+        try:
+            weights.append(float(text))
+        except ValueError:
+            return blend, None
+    return [p.strip() for p in blend[1::2]], weights
+
+
+def run_persplit(args):
+    blends = [get_blend_from_list(None if b is None else b.split())
+              for b in (args.train, args.valid, args.test)]
+    sizes = ints(args.split_sizes)
+    for i, name in enumerate(("train", "valid", "test")):
+        blend = blends[i]
+        if blend is None:
+            continue
+        prefixes, weights = blend
+        # Every dataset of the split is read whole: split_spoof[i] = (0.0, 1.0).
+        whole = (0.0, 1.0)
+        if len(prefixes) == 1:
+            # A lone prefix is the split's dataset, sized by the split, its weight unused.
+            dataset = GPTDataset(prefixes[0], whole, sizes[i], i, args)
+            samples = [dataset[k] for k in range(sizes[i])]
+            dataset_index = numpy.zeros(sizes[i], numpy.int16)
+        else:
+            assert weights is not None, "hibari needs weights for 2 or more datasets"
+            weights = normalize(weights)
+            target = size_per_dataset(weights, sizes[i])
+            build = size_per_dataset(weights, sizes[i], args.surplus)
+            datasets = [GPTDataset(p, whole, build[d], i, args) for d, p in enumerate(prefixes)]
+            # BlendedDataset: normalizes the weights once more, size = sum(target).
+            dataset_index, dataset_sample_index = build_blending_indices(normalize(weights),
+                                                                         sum(target))
+            samples = [datasets[d][k] for d, k in zip(dataset_index, dataset_sample_index)]
+        numpy.save(os.path.join(args.out, f"{name}_samples.npy"), numpy.stack(samples))
+        numpy.save(os.path.join(args.out, f"{name}_dataset_index.npy"), dataset_index)
+
+
 def run_resave(args):
     x = numpy.load(args.input, allow_pickle=False)
     numpy.save(args.out, x)
 
 
 MODES = {"rng": run_rng, "gpt": run_gpt, "blend": run_blend, "split": run_split, "ramp": run_ramp,
-         "resave": run_resave}
+         "persplit": run_persplit, "resave": run_resave}
 
 
 def run_batch(args):
@@ -390,6 +507,10 @@ def make_parser():
     parser.add_argument("--rampup", default="")
     parser.add_argument("--global-batch-size", type=int, default=0)
     parser.add_argument("--train-samples", type=int, default=0)
+    parser.add_argument("--train", help="persplit: Megatron's --train-data-path, one string")
+    parser.add_argument("--valid", help="persplit: --valid-data-path")
+    parser.add_argument("--test", help="persplit: --test-data-path")
+    parser.add_argument("--split-sizes", default="", help="persplit: train,valid,test samples")
     return parser
 
 
