@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,43 @@ std::vector<int64_t> shape_of(const ParamInfo& p) {
   return {int64_t(p.shape[0]), int64_t(p.shape[1])};
 }
 
+// The keys of config.json in ModelConfig's order (model/config.h): the sizes a user sets come
+// before what follows from them (hidden_size before head_dim).
+constexpr const char* kConfigKeyOrder[] = {"model_type",
+                                           "vocab_size",
+                                           "hidden_size",
+                                           "intermediate_size",
+                                           "num_hidden_layers",
+                                           "num_attention_heads",
+                                           "num_key_value_heads",
+                                           "head_dim",
+                                           "max_position_embeddings",
+                                           "rms_norm_eps",
+                                           "rope_theta",
+                                           "rope_scaling",
+                                           "initializer_range",
+                                           "tie_word_embeddings",
+                                           "bos_token_id",
+                                           "eos_token_id"};
+
 }  // namespace
+
+std::string config_differences(const nlohmann::json& saved, const nlohmann::json& now) {
+  std::vector<std::string> keys;
+  for (const char* key : kConfigKeyOrder)
+    if (now.contains(key)) keys.push_back(key);
+  for (const auto& [key, value] : now.items())  // the rest alphabetically (nlohmann's order)
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  std::string out;
+  for (const std::string& key : keys) {
+    const nlohmann::json& value = now[key];
+    if (saved.contains(key) && saved[key] == value) continue;
+    if (!out.empty()) out += "; ";
+    out += key + " is " + (saved.contains(key) ? saved[key].dump() : "absent") + " there, " +
+           value.dump() + " in this run's model";
+  }
+  return out;
+}
 
 CheckpointWriter::~CheckpointWriter() {
   if (thread.joinable()) thread.join();
@@ -106,13 +143,8 @@ LoaderState checkpoint_restore(const LoadedCheckpoint& c, const ModelConfig& mod
   } catch (const nlohmann::json::exception&) {
     fail_file(config_path, "malformed JSON");
   }
-  const nlohmann::json now = model_config_to_json(model);
-  for (const auto& [key, value] : now.items()) {
-    if (!saved.contains(key) || saved[key] != value)
-      fail_file(config_path, "a checkpoint of another model: " + key + " is " +
-                                 (saved.contains(key) ? saved[key].dump() : "absent") + " there, " +
-                                 value.dump() + " in this run's model");
-  }
+  const std::string differences = config_differences(saved, model_config_to_json(model));
+  if (!differences.empty()) fail_file(config_path, "a checkpoint of another model: " + differences);
   const SafeTensorsFile& params = c.tensors("model");
   const SafeTensorsFile& moments = c.tensors("optimizer");
   for (const ParamInfo& p : st.layout->params) {

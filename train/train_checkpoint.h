@@ -19,6 +19,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,9 +66,15 @@ void checkpoint_save(CheckpointWriter& w, int64_t step, const Llama& model, cons
 void checkpoint_wait(CheckpointWriter& w, std::string& problem);
 
 // Restores parameters, AdamW moments and optimizer step from `c` into `state`'s buffers, checking
-// that it is a checkpoint of `model` (config.json and every tensor's shape); returns the loader
-// state it recorded and sets `step`.
+// that it is a checkpoint of `model` (config.json, where every differing key is named, and every
+// tensor's shape); returns the loader state it recorded and sets `step`.
 LoaderState checkpoint_restore(const LoadedCheckpoint& c, const ModelConfig& model,
                                TrainingState& state, int64_t& step);
+
+// Every key of `now` (model_config_to_json of this run's model) whose value differs in `saved` (a
+// checkpoint's config.json) or is absent there, as "KEY is SAVED there, NOW in this run's model"
+// joined by "; ", in ModelConfig's field order (the size a user changed before the sizes that
+// follow from it); "" when none differs.
+std::string config_differences(const nlohmann::json& saved, const nlohmann::json& now);
 
 }  // namespace hibari
