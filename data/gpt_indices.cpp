@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -226,6 +227,65 @@ void write_atomically(const std::filesystem::path& path, Write write) {
   if (ec) fail_file(path.string(), "cannot write: " + ec.message());
 }
 
+// Reads a cache written by load_or_build_gpt_indices and checks every value against the arrays
+// and the documents it indexes, so read_gpt_sample cannot step outside them: an Error names the
+// file and the first bad value.
+GptIndices read_cached_gpt_indices(const std::string& doc_path, const std::string& sample_path,
+                                   const std::string& shuffle_path,
+                                   std::span<const int32_t> lengths,
+                                   std::span<const int32_t> documents,
+                                   const GptIndicesConfig& config) {
+  const GptPlan plan = plan_gpt_indices(lengths, documents, config);
+  GptIndices out;
+  out.num_epochs = plan.num_epochs;
+  out.separate_final_epoch = plan.separate_final_epoch;
+  const std::vector<int64_t> docs = npy_as_int64(read_npy(doc_path));
+  out.sample_idx = npy_as_int64(read_npy(sample_path));
+  out.shuffle_idx = npy_as_int64(read_npy(shuffle_path));
+  if (docs.size() != documents.size() * static_cast<size_t>(plan.num_epochs))
+    fail_file(doc_path, "cached GPT indices have the wrong sizes");
+  if (out.sample_idx.size() < 2 || out.sample_idx.size() != 2 * (out.shuffle_idx.size() + 1))
+    fail_file(sample_path, "cached GPT indices have the wrong sizes");
+  // Document ids: the dataset's documents.
+  out.doc_idx.reserve(docs.size());
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (docs[i] < 0 || static_cast<uint64_t>(docs[i]) >= lengths.size())
+      fail_file(doc_path, "entry " + std::to_string(i) + " is document " + std::to_string(docs[i]) +
+                              ", outside the dataset's " + std::to_string(lengths.size()) +
+                              " documents");
+    out.doc_idx.push_back(static_cast<int32_t>(docs[i]));
+  }
+  // Sample boundaries: [position in doc_idx, token offset], in order; a sample's end (every row
+  // but the first) leaves room for the extra token in its document.
+  const int64_t extra = config.add_extra_token ? 1 : 0;
+  const size_t rows = out.sample_idx.size() / 2;
+  for (size_t r = 0; r < rows; ++r) {
+    const int64_t pos = out.sample_idx[2 * r], offset = out.sample_idx[2 * r + 1];
+    auto bad = [&](const std::string& why) {
+      fail_file(sample_path, "row " + std::to_string(r) + " [" + std::to_string(pos) + ", " +
+                                 std::to_string(offset) + "] " + why);
+    };
+    if (pos < 0 || static_cast<uint64_t>(pos) >= out.doc_idx.size())
+      bad("points outside the document index (" + std::to_string(out.doc_idx.size()) + " entries)");
+    const int64_t length = lengths[static_cast<size_t>(out.doc_idx[static_cast<size_t>(pos)])];
+    if (offset < 0 || offset + (r > 0 ? extra : 0) > length)
+      bad("is outside its document of " + std::to_string(length) + " tokens");
+    if (r > 0) {
+      const int64_t prev_pos = out.sample_idx[2 * r - 2], prev_offset = out.sample_idx[2 * r - 1];
+      if (pos < prev_pos || (pos == prev_pos && offset < prev_offset))
+        bad("goes back before the row above it");
+    }
+  }
+  const int64_t samples = static_cast<int64_t>(out.shuffle_idx.size());
+  for (size_t i = 0; i < out.shuffle_idx.size(); ++i) {
+    if (out.shuffle_idx[i] < 0 || out.shuffle_idx[i] >= samples)
+      fail_file(shuffle_path, "entry " + std::to_string(i) + " is sample " +
+                                  std::to_string(out.shuffle_idx[i]) + ", outside the " +
+                                  std::to_string(samples) + " samples");
+  }
+  return out;
+}
+
 }  // namespace
 
 GptIndices load_or_build_gpt_indices(const std::string& cache_dir, const std::string& dataset_name,
@@ -247,20 +307,14 @@ GptIndices load_or_build_gpt_indices(const std::string& cache_dir, const std::st
   if (fs::is_regular_file(description_path) && fs::is_regular_file(doc_path) &&
       fs::is_regular_file(sample_path) && fs::is_regular_file(shuffle_path) &&
       read_text(description_path) == description) {
-    const GptPlan plan = plan_gpt_indices(lengths, documents, config);
-    GptIndices out;
-    out.num_epochs = plan.num_epochs;
-    out.separate_final_epoch = plan.separate_final_epoch;
-    for (int64_t v : npy_as_int64(read_npy(doc_path.string()))) {
-      out.doc_idx.push_back(static_cast<int32_t>(v));
+    // A cache that cannot be read or whose values point outside its arrays or the documents
+    // (a torn copy, a disk error, an edited file) would be read out of bounds: rebuild it.
+    try {
+      return read_cached_gpt_indices(doc_path.string(), sample_path.string(), shuffle_path.string(),
+                                     lengths, documents, config);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "hibari: warning: %s; rebuilding the index cache\n", e.what());
     }
-    out.sample_idx = npy_as_int64(read_npy(sample_path.string()));
-    out.shuffle_idx = npy_as_int64(read_npy(shuffle_path.string()));
-    if (out.doc_idx.size() != documents.size() * static_cast<size_t>(plan.num_epochs) ||
-        out.sample_idx.size() != 2 * (out.shuffle_idx.size() + 1)) {
-      fail_file(doc_path.string(), "cached GPT indices have the wrong sizes");
-    }
-    return out;
   }
 
   GptIndices out = build_gpt_indices(lengths, documents, config);
@@ -412,12 +466,19 @@ NpyArray read_npy(const std::string& path) {
   std::string item;
   int64_t count = 1;
   while (std::getline(dims, item, ',')) {
-    if (item.find_first_not_of(' ') == std::string::npos) continue;
-    a.shape.push_back(std::stoll(item));
-    count *= a.shape.back();
+    const size_t first = item.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    const size_t last = item.find_last_not_of(' ');
+    int64_t dim = -1;
+    auto [end, ec] = std::from_chars(item.data() + first, item.data() + last + 1, dim);
+    if (ec != std::errc() || end != item.data() + last + 1 || dim < 0)
+      fail_file(path, "bad dimension \"" + item + "\" in the .npy shape");
+    a.shape.push_back(dim);
+    if (__builtin_mul_overflow(count, dim, &count)) fail_file(path, "the .npy shape is too large");
   }
-  const size_t nbytes = static_cast<size_t>(count) * descr_size(a.descr);
-  if (bytes.size() - start - header_len != nbytes) {
+  size_t nbytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(count), descr_size(a.descr), &nbytes) ||
+      bytes.size() - start - header_len != nbytes) {
     fail_file(path, "the .npy data size does not match its shape");
   }
   a.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(start + header_len), bytes.end());

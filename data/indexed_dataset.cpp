@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <utility>
 
@@ -112,6 +113,13 @@ TokenDtype token_dtype_for_vocab(size_t vocab_size) {
 
 IndexedDatasetWriter::IndexedDatasetWriter(std::string prefix, TokenDtype dtype)
     : prefix_(std::move(prefix)), dtype_(dtype) {
+  // The output prefix may name a folder not made yet (out/corpus): make it, or name it.
+  const std::filesystem::path folder = std::filesystem::path(prefix_).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
+    std::filesystem::create_directories(folder, ec);
+    if (ec) fail_file(folder.string(), "cannot create the output folder: " + ec.message());
+  }
   const std::string tmp = prefix_ + ".bin.tmp";
   bin_fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (bin_fd_ < 0) fail_file(tmp, "cannot create: " + errno_text(errno));

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/json_fields.h"
 
 namespace hibari {
 
@@ -305,6 +306,8 @@ bool JsonlReader::parse_line(std::string_view line, size_t number, JsonlDocument
   } catch (const nlohmann::json::parse_error& e) {
     return bad(BadLineReason::invalid_json,
                "invalid JSON (syntax error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number such as 1e309
+    return bad(BadLineReason::invalid_json, "invalid JSON (" + json_exception_text(e) + ")");
   }
   if (!j.is_object()) {
     return bad(BadLineReason::invalid_json,

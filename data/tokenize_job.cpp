@@ -23,6 +23,8 @@ namespace {
 struct Batch {
   size_t index = 0;                // position in input order
   std::vector<std::string> texts;  // documents
+  std::string file;                // the input file they come from
+  std::vector<size_t> lines;       // each document's line in it, named when it cannot be encoded
 };
 
 struct TokenizedBatch {
@@ -96,10 +98,16 @@ class WorkerPool {
   TokenizedBatch tokenize(const Batch& batch) const {
     TokenizedBatch out;
     out.lengths.reserve(batch.texts.size());
-    for (const std::string& text : batch.texts) {
+    for (size_t i = 0; i < batch.texts.size(); ++i) {
       size_t before = out.tokens.size();
       if (bos_) out.tokens.push_back(*bos_);
-      std::vector<int32_t> ids = tokenizer_.encode(text, /*add_special_tokens=*/false, in_text_);
+      std::vector<int32_t> ids;
+      try {
+        ids = tokenizer_.encode(batch.texts[i], /*add_special_tokens=*/false, in_text_);
+      } catch (const Error& e) {
+        fail_file(batch.file + ":" + std::to_string(batch.lines[i]),
+                  std::string("cannot tokenize this document: ") + e.what());
+      }
       out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
       if (eod_) out.tokens.push_back(*eod_);
       out.lengths.push_back(out.tokens.size() - before);
@@ -170,13 +178,14 @@ TokenizeSummary tokenize_to_indexed_dataset(
       JsonlDocument doc;
       bool more = true;
       while (more) {
-        Batch batch{.index = submitted, .texts = {}};
+        Batch batch{.index = submitted, .texts = {}, .file = path, .lines = {}};
         size_t bytes = 0;
         while (batch.texts.size() < options.batch_documents && bytes < options.batch_bytes) {
           more = reader.next(doc);
           if (!more) break;
           bytes += doc.text.size();
           batch.texts.push_back(std::move(doc.text));
+          batch.lines.push_back(doc.line);
         }
         if (batch.texts.empty()) break;
         if (submitted - written >= max_in_flight) {

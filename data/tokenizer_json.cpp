@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "data/tokenizer_spec.h"
 
 namespace hibari {
@@ -33,23 +34,35 @@ struct Loader {
       fail_file(path, std::string(where) + " has no \"" + key + "\"");
     return j[key];
   }
-  static bool flag(const json& j, const char* key, bool fallback) {
-    return j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : fallback;
+  // Typed reads: HF tokenizers (serde) refuses a wrong-typed field, so hibari does too — a
+  // "true" read as false would silently change the ids (ignore_merges on Llama 3).
+  bool flag(const json& j, const char* key, bool fallback) const {
+    return json_get_bool(j, key, fallback, path);
   }
-  static std::string text(const json& j, const char* key, std::string fallback) {
-    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+  std::string text(const json& j, const char* key, std::string fallback) const {
+    return json_get_string(j, key, std::move(fallback), path);
+  }
+  std::string need_text(const json& j, const char* key, std::string_view where) const {
+    return json_as_string(need(j, key, where), std::string(where) + " \"" + key + "\"", path);
+  }
+  // A token id: an integer in [0, 2^31) (HF: u32; hibari's ids are int32) — never 1.5 read as 1
+  // or 2^40 wrapped to 0.
+  int32_t id(const json& v, const std::string& what) const {
+    return static_cast<int32_t>(json_as_int(v, what, path, 0, INT32_MAX));
   }
 
   Pattern pattern(const json& j, std::string_view where) const {
     const json& p = need(j, "pattern", where);
-    if (p.contains("String")) return {p["String"].get<std::string>(), nullptr};
-    if (p.contains("Regex")) return {"", compile_regex(path, p["Regex"].get<std::string>())};
+    if (p.contains("String"))
+      return {need_text(p, "String", std::string(where) + " pattern"), nullptr};
+    if (p.contains("Regex"))
+      return {"", compile_regex(path, need_text(p, "Regex", std::string(where) + " pattern"))};
     fail_file(path, std::string(where) + " pattern is neither String nor Regex");
   }
 
   void normalizer(std::vector<Normalizer>& out, const json& j) const {
     if (j.is_null()) return;
-    std::string type = need(j, "type", "normalizer").get<std::string>();
+    std::string type = need_text(j, "type", "normalizer");
     if (type == "Sequence") {
       for (const json& n : need(j, "normalizers", "Sequence normalizer")) normalizer(out, n);
     } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
@@ -60,10 +73,10 @@ struct Loader {
       out.push_back({.kind = NormalizerKind::unicode, .form = form});
     } else if (type == "Prepend") {
       out.push_back({.kind = NormalizerKind::prepend,
-                     .content = need(j, "prepend", "Prepend normalizer").get<std::string>()});
+                     .content = need_text(j, "prepend", "Prepend normalizer")});
     } else if (type == "Replace") {
       out.push_back({.kind = NormalizerKind::replace,
-                     .content = need(j, "content", "Replace normalizer").get<std::string>(),
+                     .content = need_text(j, "content", "Replace normalizer"),
                      .pattern = pattern(j, "Replace normalizer")});
     } else if (type == "Strip") {
       out.push_back({.kind = NormalizerKind::strip,
@@ -75,8 +88,8 @@ struct Loader {
   }
 
   PrependScheme prepend_scheme(const json& j) const {
-    if (j.contains("prepend_scheme")) {
-      std::string s = j["prepend_scheme"].get<std::string>();
+    if (json_field(j, "prepend_scheme")) {
+      std::string s = need_text(j, "prepend_scheme", "Metaspace");
       if (s == "always") return PrependScheme::always;
       if (s == "first") return PrependScheme::first;
       if (s == "never") return PrependScheme::never;
@@ -88,12 +101,12 @@ struct Loader {
 
   void pre_tokenizer(std::vector<PreTokenizer>& out, const json& j) const {
     if (j.is_null()) return;
-    std::string type = need(j, "type", "pre_tokenizer").get<std::string>();
+    std::string type = need_text(j, "type", "pre_tokenizer");
     if (type == "Sequence") {
       for (const json& p : need(j, "pretokenizers", "Sequence pre_tokenizer"))
         pre_tokenizer(out, p);
     } else if (type == "Split") {
-      std::string b = need(j, "behavior", "Split pre_tokenizer").get<std::string>();
+      std::string b = need_text(j, "behavior", "Split pre_tokenizer");
       SplitBehavior behavior;
       if (b == "Removed") {
         behavior = SplitBehavior::removed;
@@ -133,7 +146,7 @@ struct Loader {
 
   void decoder(std::vector<TokenDecoder>& out, const json& j) const {
     if (j.is_null()) return;
-    std::string type = need(j, "type", "decoder").get<std::string>();
+    std::string type = need_text(j, "type", "decoder");
     if (type == "Sequence") {
       for (const json& d : need(j, "decoders", "Sequence decoder")) decoder(out, d);
     } else if (type == "ByteLevel") {
@@ -141,16 +154,18 @@ struct Loader {
     } else if (type == "Replace") {
       out.push_back({.kind = DecoderKind::replace,
                      .pattern = pattern(j, "Replace decoder"),
-                     .content = need(j, "content", "Replace decoder").get<std::string>()});
+                     .content = need_text(j, "content", "Replace decoder")});
     } else if (type == "ByteFallback") {
       out.push_back({.kind = DecoderKind::byte_fallback});
     } else if (type == "Fuse") {
       out.push_back({.kind = DecoderKind::fuse});
     } else if (type == "Strip") {
       out.push_back({.kind = DecoderKind::strip,
-                     .content = need(j, "content", "Strip decoder").get<std::string>(),
-                     .start = need(j, "start", "Strip decoder").get<size_t>(),
-                     .stop = need(j, "stop", "Strip decoder").get<size_t>()});
+                     .content = need_text(j, "content", "Strip decoder"),
+                     .start = size_t(json_as_int(need(j, "start", "Strip decoder"),
+                                                 "Strip decoder \"start\"", path, 0, INT32_MAX)),
+                     .stop = size_t(json_as_int(need(j, "stop", "Strip decoder"),
+                                                "Strip decoder \"stop\"", path, 0, INT32_MAX))});
     } else if (type == "Metaspace") {
       out.push_back({.kind = DecoderKind::metaspace,
                      .content = text(j, "replacement", "\u2581"),
@@ -163,7 +178,7 @@ struct Loader {
   // The template for a single sequence, flattened over Sequence processors.
   void post_processor(TokenizerSpec& spec, const json& j) const {
     if (j.is_null()) return;
-    std::string type = need(j, "type", "post_processor").get<std::string>();
+    std::string type = need_text(j, "type", "post_processor");
     if (type == "Sequence") {
       for (const json& p : need(j, "processors", "Sequence post_processor"))
         post_processor(spec, p);
@@ -179,11 +194,15 @@ struct Loader {
             fail_file(path, "single template uses a sequence other than A");
           spec.single.push_back({true, {}});
         } else if (piece.contains("SpecialToken")) {
-          std::string name = piece["SpecialToken"]["id"].get<std::string>();
+          std::string name = need_text(piece["SpecialToken"], "id", "template SpecialToken");
           if (!specials.contains(name))
             fail_file(path,
                       "template names special token \"" + name + "\" missing from special_tokens");
-          spec.single.push_back({false, specials[name]["ids"].get<std::vector<int32_t>>()});
+          const json& ids = need(specials[name], "ids", "special token \"" + name + "\"");
+          if (!ids.is_array()) fail_file(path, "special token \"" + name + "\" ids is not a list");
+          std::vector<int32_t> values;
+          for (const json& v : ids) values.push_back(id(v, "special token \"" + name + "\" id"));
+          spec.single.push_back({false, std::move(values)});
         } else {
           fail_file(path, "unsupported TemplateProcessing piece " + piece.dump());
         }
@@ -191,9 +210,13 @@ struct Loader {
     } else if (type == "BertProcessing" || type == "RobertaProcessing") {
       if (spec.has_template) fail_file(path, "more than one template post_processor");
       spec.has_template = true;
-      spec.single.push_back({false, {need(j, "cls", type)[1].get<int32_t>()}});
-      spec.single.push_back({true, {}});
-      spec.single.push_back({false, {need(j, "sep", type)[1].get<int32_t>()}});
+      for (const char* key : {"cls", "sep"}) {
+        const json& pair = need(j, key, type);
+        if (!pair.is_array() || pair.size() != 2)
+          fail_file(path, type + " \"" + key + "\" is not a [token, id] pair");
+        if (std::string(key) == "sep") spec.single.push_back({true, {}});
+        spec.single.push_back({false, {id(pair[1], type + " \"" + key + "\" id")}});
+      }
     } else {
       unsupported("post_processor", j);
     }
@@ -201,17 +224,17 @@ struct Loader {
 
   void model(Bpe& bpe, const json& j) const {
     if (j.is_null()) fail_file(path, "no \"model\"");
+    // No "type": HF tries each model in turn; hibari runs BPE only.
     std::string type = text(j, "type", "BPE");
     if (type != "BPE") unsupported("model", j);
     if (!j.contains("vocab") || !j["vocab"].is_object())
       fail_file(path, "BPE model has no \"vocab\" object");
-    if (j.contains("dropout") && !j["dropout"].is_null() && j["dropout"].get<double>() != 0.0)
+    if (json_get_number(j, "dropout", 0.0, path) != 0.0)
       fail_file(path, "BPE dropout is not supported (encoding would be random)");
     int32_t max_id = -1;
     bpe.vocab.reserve(j["vocab"].size());
-    for (const auto& [token, id] : j["vocab"].items()) {
-      int32_t i = id.get<int32_t>();
-      if (i < 0) fail_file(path, "negative id for vocab token \"" + token + "\"");
+    for (const auto& [token, value] : j["vocab"].items()) {
+      int32_t i = id(value, "id of vocab token \"" + token.substr(0, 40) + "\"");
       bpe.vocab.emplace(token, i);
       max_id = std::max(max_id, i);
     }
@@ -222,8 +245,8 @@ struct Loader {
     bpe.ignore_merges = flag(j, "ignore_merges", false);
     bpe.continuing_subword_prefix = text(j, "continuing_subword_prefix", "");
     bpe.end_of_word_suffix = text(j, "end_of_word_suffix", "");
-    if (j.contains("unk_token") && j["unk_token"].is_string()) {
-      auto it = bpe.vocab.find(j["unk_token"].get<std::string>());
+    if (json_field(j, "unk_token")) {
+      auto it = bpe.vocab.find(text(j, "unk_token", ""));
       if (it == bpe.vocab.end())
         fail_file(path, "unk_token " + j["unk_token"].dump() + " is not in the vocab");
       bpe.unk = it->second;
@@ -254,8 +277,8 @@ struct Loader {
         a = s.substr(0, space);
         b = s.substr(space + 1);
       } else if (m.is_array() && m.size() == 2) {  // newer files: ["a", "b"]
-        a = m[0].get<std::string>();
-        b = m[1].get<std::string>();
+        a = json_as_string(m[0], "merge " + std::to_string(rank), path);
+        b = json_as_string(m[1], "merge " + std::to_string(rank), path);
       } else {
         fail_file(path, "merge " + m.dump() + " is neither \"a b\" nor [a, b]");
       }
@@ -272,8 +295,8 @@ struct Loader {
   void added_tokens(TokenizerSpec& spec, const json& j) const {
     if (j.is_null()) return;
     for (const json& t : j) {
-      spec.added.push_back({.content = need(t, "content", "added token").get<std::string>(),
-                            .id = need(t, "id", "added token").get<int32_t>(),
+      spec.added.push_back({.content = need_text(t, "content", "added token"),
+                            .id = id(need(t, "id", "added token"), "added token \"id\""),
                             .special = flag(t, "special", false),
                             .normalized = flag(t, "normalized", !flag(t, "special", false)),
                             .lstrip = flag(t, "lstrip", false),
@@ -297,9 +320,10 @@ struct Loader {
   // BOS/EOS as tokenizer_config.json names them ("bos_token": "<s>" or {"content": "<s>"}).
   void special_ids(TokenizerSpec& spec, const std::filesystem::path& config) const {
     auto id_of = [&](const json& j) -> std::optional<int32_t> {
-      std::string name = j.is_string()                            ? j.get<std::string>()
-                         : j.is_object() && j.contains("content") ? j["content"].get<std::string>()
-                                                                  : "";
+      const std::string file = config.string();
+      std::string name = j.is_string()   ? j.get<std::string>()
+                         : j.is_object() ? json_get_string(j, "content", "", file)
+                                         : "";
       if (name.empty()) return std::nullopt;
       for (const AddedToken& t : spec.added)
         if (t.content == name) return t.id;
@@ -308,13 +332,10 @@ struct Loader {
       return it->second;
     };
     if (std::filesystem::exists(config)) {
-      std::ifstream in(config);
-      json c;
-      try {
-        c = json::parse(in);
-      } catch (const json::exception& e) {
-        fail_file(config.string(), std::string("not valid JSON: ") + e.what());
-      }
+      std::ifstream in(config, std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      const json c = parse_json_file(text.str(), config.string());
       if (c.contains("bos_token")) spec.bos = id_of(c["bos_token"]);
       if (c.contains("eos_token")) spec.eos = id_of(c["eos_token"]);
     }
@@ -335,12 +356,7 @@ std::shared_ptr<const TokenizerSpec> load_tokenizer_spec(const std::string& wher
   if (!in) fail_file(l.path, "cannot open tokenizer file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(buffer.str());
-  } catch (const json::exception& e) {
-    fail_file(l.path, std::string("not valid JSON: ") + e.what());
-  }
+  const json j = parse_json_file(buffer.str(), l.path);
   auto spec = std::make_shared<TokenizerSpec>();
   static std::atomic<uint64_t> serials{0};
   spec->serial = ++serials;
@@ -359,7 +375,7 @@ std::shared_ptr<const TokenizerSpec> load_tokenizer_spec(const std::string& wher
     l.decoder(spec->decoders, j.value("decoder", json()));
     l.special_ids(*spec, file.parent_path() / "tokenizer_config.json");
   } catch (const json::exception& e) {
-    fail_file(l.path, std::string("malformed tokenizer: ") + e.what());
+    fail_file(l.path, "malformed tokenizer: " + json_exception_text(e));
   }
   return spec;
 }

@@ -14,6 +14,7 @@ namespace hibari {
 
 struct CompiledRegex {
   pcre2_code* code = nullptr;
+  std::string path, pattern;  // the tokenizer file and the regex, named when a match fails
   ~CompiledRegex() { pcre2_code_free(code); }
 };
 
@@ -22,6 +23,8 @@ std::shared_ptr<const CompiledRegex> compile_regex(std::string_view path,
   int error = 0;
   PCRE2_SIZE offset = 0;
   auto re = std::make_shared<CompiledRegex>();
+  re->path = path;
+  re->pattern = pattern;
   re->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                            PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
   if (re->code == nullptr) {
@@ -71,7 +74,12 @@ void find_matches(std::vector<Span>& out, const Pattern& p, std::string_view tex
     if (rc < 0) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof(message));
-      fail(std::string("tokenizer regex match failed: ") + reinterpret_cast<const char*>(message));
+      // A catastrophic pattern (nested repeats) ends in PCRE2's match limit: name the tokenizer,
+      // the regex and where in the text; the caller adds which document.
+      std::string pattern = p.regex->pattern.substr(0, 80);
+      fail_file(p.regex->path, "regex /" + pattern + "/ failed at byte " + std::to_string(at) +
+                                   " of a " + std::to_string(text.size()) +
+                                   "-byte text: " + reinterpret_cast<const char*>(message));
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.match);
     out.push_back({static_cast<uint32_t>(ov[0]), static_cast<uint32_t>(ov[1])});

@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "tests/error_matchers.h"
 #include "tests/scratch_dir.h"
 
 #if !defined(HIBARI_PYTHON) || !defined(HIBARI_SOURCE_DIR)
@@ -248,16 +250,19 @@ TEST(GptIndices, CacheWritesNumpyFilesAndReadsThemBack) {
         << written[i];
   }
 
-  // A second call reads the cache: prove it by planting a marker in the shuffle index.
+  // A second call reads the cache: prove it by planting a marker (valid sample numbers, two
+  // zeros: no shuffle makes it) in the shuffle index.
   std::vector<uint32_t> marker(direct.num_samples(), 0);
-  marker[0] = 12345;
+  marker[0] = uint32_t(direct.num_samples() - 1);
   write_npy(shuffle_file.string(),
             npy_from(std::span<const uint32_t>(marker), {int64_t(marker.size())}));
   const GptIndices loaded =
       load_or_build_gpt_indices(cache.string(), "corpus", "train", lengths, all, config);
   EXPECT_EQ(loaded.doc_idx, direct.doc_idx);
   EXPECT_EQ(loaded.sample_idx, direct.sample_idx);
-  EXPECT_EQ(loaded.shuffle_idx[0], 12345);
+  EXPECT_EQ(loaded.shuffle_idx[0], int64_t(direct.num_samples() - 1));
+  EXPECT_EQ(loaded.shuffle_idx[1], 0);
+  EXPECT_EQ(loaded.shuffle_idx[2], 0);
   EXPECT_EQ(loaded.num_epochs, direct.num_epochs);
 
   // Other parameters, other files: a new seed or changed lengths do not hit the old cache.
@@ -273,6 +278,101 @@ TEST(GptIndices, CacheWritesNumpyFilesAndReadsThemBack) {
   size_t count = 0;
   for (const auto& e : fs::directory_iterator(cache)) count += e.is_regular_file();
   EXPECT_EQ(count, 8u);
+}
+
+// A cache whose values point outside its arrays or the documents (issue 13: every shuffle entry
+// 4294967291 made read_gpt_sample read out of bounds) is rebuilt, with a warning naming the file.
+TEST(GptIndices, CorruptCacheIsRebuiltWithAWarningNamingTheFile) {
+  test::ScratchDir dir("gpt_indices_corrupt");
+  std::mt19937 rng(5);
+  const std::vector<int32_t> lengths = random_lengths(rng, 30, 1, 60);
+  std::vector<int32_t> all(lengths.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
+  const GptIndicesConfig config{.num_samples = 50, .seq_length = 8, .seed = 3};
+  const fs::path cache = dir.path / "cache";
+  const GptIndices direct = build_gpt_indices(lengths, all, config);
+  const int64_t rows = int64_t(direct.sample_idx.size() / 2);
+  const int64_t n = int64_t(direct.num_samples());
+
+  struct Case {
+    const char* name;
+    const char* file;  // which file the case corrupts
+    std::function<NpyArray()> make;
+  };
+  const std::vector<Case> cases = {
+      {"shuffle past the samples", "shuffle_index.npy",
+       [&] {
+         std::vector<uint32_t> v(size_t(n), 4294967291u);
+         return npy_from(std::span<const uint32_t>(v), {n});
+       }},
+      {"negative shuffle", "shuffle_index.npy",
+       [&] {
+         std::vector<int64_t> v(direct.shuffle_idx);
+         v[1] = -1;
+         return npy_from(std::span<const int64_t>(v), {n});
+       }},
+      {"sample row past the document index", "sample_index.npy",
+       [&] {
+         std::vector<int64_t> v(direct.sample_idx);
+         v[4] = int64_t(direct.doc_idx.size());
+         return npy_from(std::span<const int64_t>(v), {rows, 2});
+       }},
+      {"sample offset past its document", "sample_index.npy",
+       [&] {
+         std::vector<int64_t> v(direct.sample_idx);
+         v[5] = 1000000;
+         return npy_from(std::span<const int64_t>(v), {rows, 2});
+       }},
+      {"sample rows out of order", "sample_index.npy",
+       [&] {
+         std::vector<int64_t> v(direct.sample_idx);
+         std::swap(v[2], v[2 * size_t(rows) - 2]);
+         std::swap(v[3], v[2 * size_t(rows) - 1]);
+         return npy_from(std::span<const int64_t>(v), {rows, 2});
+       }},
+      {"document id past the dataset", "document_index.npy",
+       [&] {
+         std::vector<int32_t> v(direct.doc_idx);
+         v[0] = int32_t(lengths.size());
+         return npy_from(std::span<const int32_t>(v), {int64_t(v.size())});
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::remove_all(cache);
+    load_or_build_gpt_indices(cache.string(), "corpus", "train", lengths, all, config);
+    fs::path target;
+    for (const auto& e : fs::directory_iterator(cache))
+      if (e.path().filename().string().ends_with(c.file)) target = e.path();
+    ASSERT_FALSE(target.empty());
+    write_npy(target.string(), c.make());
+    testing::internal::CaptureStderr();
+    const GptIndices loaded =
+        load_or_build_gpt_indices(cache.string(), "corpus", "train", lengths, all, config);
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(loaded.doc_idx, direct.doc_idx);
+    EXPECT_EQ(loaded.sample_idx, direct.sample_idx);
+    EXPECT_EQ(loaded.shuffle_idx, direct.shuffle_idx);
+    EXPECT_EQ(err.rfind("hibari: warning: " + target.string() + ": ", 0), 0u) << err;
+    EXPECT_NE(err.find("rebuilding"), std::string::npos) << err;
+    // Rebuilt on disk too: the next load is silent.
+    testing::internal::CaptureStderr();
+    load_or_build_gpt_indices(cache.string(), "corpus", "train", lengths, all, config);
+    EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  }
+}
+
+// A .npy whose shape is not numbers is an Error naming the file (std::stoll's exceptions escaped).
+TEST(GptIndices, NpyWithABadShapeNamesTheFile) {
+  test::ScratchDir dir("npy_bad_shape");
+  const std::string path = dir.file("bad.npy");
+  std::string header = "{'descr': '<i4', 'fortran_order': False, 'shape': (x, ), }";
+  header.resize(118, ' ');
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8) + char(header.size()) + '\0' + header;
+  std::ofstream(path, std::ios::binary) << bytes;
+  EXPECT_TRUE(
+      test::one_line_error(test::error_of([&] { read_npy(path); }), path, "in the .npy shape"));
 }
 
 }  // namespace

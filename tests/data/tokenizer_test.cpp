@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tests/error_matchers.h"
 
 namespace hibari {
 namespace {
@@ -204,6 +205,66 @@ TEST(Tokenizer, MalformedFilesGiveOneLineErrors) {
           .find("regex"),
       std::string::npos);
   EXPECT_NE(load_error("missing.json/tokenizer.json", "").find("cannot open"), std::string::npos);
+}
+
+// Fields of the wrong type are refused as HF tokenizers (serde) refuses them, naming the file and
+// the field (issue 13: "type": 3 ran as BPE, an id of 2^40 wrapped to 0, 1.5 became 1, and
+// "ignore_merges": "true" was read as false — that would change Llama-3's ids).
+TEST(Tokenizer, WrongTypedFieldsAreRefused) {
+  auto bpe = [](const std::string& model_extra, const std::string& vocab) {
+    return R"({"model": {"type": "BPE", "vocab": )" + vocab + R"(, "merges": ["a b"])" +
+           model_extra + "}}";
+  };
+  const std::string vocab = R"({"a": 0, "b": 1, "ab": 2})";
+  struct Case {
+    const char* file;
+    std::string content, phrase;
+  };
+  const Case cases[] = {
+      {"type3.json", R"({"model": {"type": 3, "vocab": {"a": 0}, "merges": []}})",
+       "field \"type\" must be a string, got 3"},
+      {"id_2_40.json", bpe("", R"({"a": 0, "b": 1, "ab": 1099511627776})"),
+       "id of vocab token \"ab\" must be an integer from 0 to 2147483647, got 1099511627776"},
+      {"id_float.json", bpe("", R"({"a": 0, "b": 1.5, "ab": 2})"),
+       "id of vocab token \"b\" must be an integer from 0 to 2147483647, got 1.5"},
+      {"id_negative.json", bpe("", R"({"a": 0, "b": -1, "ab": 2})"), "got -1"},
+      {"ignore_merges.json", bpe(R"(, "ignore_merges": "true")", vocab),
+       "field \"ignore_merges\" must be true or false, got \"true\""},
+      {"byte_fallback.json", bpe(R"(, "byte_fallback": 1)", vocab),
+       "field \"byte_fallback\" must be true or false, got 1"},
+      {"unk.json", bpe(R"(, "unk_token": 5)", vocab), "field \"unk_token\" must be a string"},
+      {"dropout.json", bpe(R"(, "dropout": "0")", vocab), "field \"dropout\" must be a number"},
+      {"added_id.json",
+       R"({"added_tokens": [{"id": 2.5, "content": "<s>"}], )" + bpe("", vocab).substr(1),
+       "added token \"id\" must be an integer"},
+      {"added_special.json",
+       R"({"added_tokens": [{"id": 3, "content": "<s>", "special": "yes"}], )" +
+           bpe("", vocab).substr(1),
+       "field \"special\" must be true or false"},
+      {"bytelevel.json",
+       R"({"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": "false"}, )" +
+           bpe("", vocab).substr(1),
+       "field \"add_prefix_space\" must be true or false"},
+      {"overflow.json", bpe(R"(, "dropout": 1e309)", vocab), "not valid JSON: number overflow"},
+  };
+  for (const Case& c : cases) {
+    const std::string msg = load_error(c.file, c.content);
+    EXPECT_NE(msg.find(c.phrase), std::string::npos) << c.file << ": " << msg;
+    EXPECT_EQ(msg.find("[json.exception"), std::string::npos) << c.file << ": " << msg;
+  }
+}
+
+// A pattern that backtracks without end stops at PCRE2's match limit with an error naming the
+// tokenizer file and the regex, not a bare "match failed".
+TEST(Tokenizer, CatastrophicRegexNamesTheTokenizer) {
+  fs::path dir = fs::path(HIBARI_BINARY_DIR) / "tokenizer_test";
+  fs::create_directories(dir);
+  fs::path file = dir / "catastrophic.json";
+  std::ofstream(file) << R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a|aa)+$"},
+    "behavior": "Isolated"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}})";
+  Tokenizer t(file.string());
+  const std::string msg = test::error_of([&] { t.encode(std::string(5000, 'a') + "b", false); });
+  EXPECT_TRUE(test::one_line_error(msg, file.string(), "regex /(a|aa)+$/ failed")) << msg;
 }
 
 // A tiny hand-written file: merges by rank, Metaspace, Digits and the template.
