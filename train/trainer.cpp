@@ -421,7 +421,9 @@ TrainSummary run_training(const RunConfig& c, FILE* out, bool live) {
       } else {
         std::vector<double> losses = distributed_validation(dist, loader, t.eval_batches);
         summary.valid_loss = blended_loss(losses, loader.weights);
-        row.push_back({"valid_loss", summary.valid_loss});
+        // No dataset with a validation split (blend_per_split trains on whole datasets): no
+        // valid_loss rather than null.
+        if (!std::isnan(summary.valid_loss)) row.push_back({"valid_loss", summary.valid_loss});
         for (size_t d = 0; d < losses.size(); ++d) {
           if (!std::isnan(losses[d]))
             row.push_back({"valid_loss/" + loader.datasets[d].name, losses[d]});
