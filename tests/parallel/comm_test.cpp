@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "tests/error_matchers.h"
@@ -24,6 +27,39 @@ TEST(Comm, ProcessWithoutMpirunIsOneRankWorld) {
   EXPECT_FALSE(world.owned);
 }
 
+// Issue 13: Open MPI's singleton start takes 0.3-1 s (it forks a daemon); a process no launcher
+// started needs none of it.
+TEST(Comm, ProcessWithoutALauncherNeverStartsMpi) {
+  ASSERT_FALSE(comm_launched_by_mpirun()) << "run this test without mpirun";
+  EXPECT_EQ(comm_launch_rank(), -1);
+  int initialized = 1;
+  MPI_Initialized(&initialized);
+  EXPECT_EQ(initialized, 0);
+  EXPECT_FALSE(comm_uses_mpi());
+  EXPECT_EQ(comm_world().mpi, MPI_COMM_NULL);
+}
+
+TEST(Comm, SendToItselfIsACopy) {
+  Comm world = comm_world();
+  const std::vector<float> want = ramp(9);
+  std::vector<float> got(9);
+  send_recv(world, want, 0, got, 0);
+  EXPECT_EQ(got, want);
+  send_recv(world, want, -1, got, -1);  // neither half: nothing
+  EXPECT_NE(test::error_of([&] { send_recv(world, want, 0, got, -1); }).find("itself"),
+            std::string::npos);
+}
+
+TEST(Comm, ErrorReportOfOneProcessIsTheMessage) {
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* err = open_memstream(&text, &size);
+  comm_report_error(comm_world(), "config.json: bad", err);
+  std::fclose(err);
+  EXPECT_EQ(std::string(text, size), "hibari: error: config.json: bad\n");
+  std::free(text);
+}
+
 TEST(Comm, CollectivesAreIdentityOnOneRank) {
   Comm world = comm_world();
   const std::vector<float> want = ramp(37);
@@ -41,6 +77,14 @@ TEST(Comm, CollectivesAreIdentityOnOneRank) {
   std::fill(out.begin(), out.end(), 0.0f);
   all_gather(world, out, want);
   EXPECT_EQ(out, want);
+  std::fill(out.begin(), out.end(), 0.0f);
+  request = all_gather_start(world, out, want);
+  EXPECT_TRUE(comm_test(request));
+  comm_wait(request);
+  EXPECT_EQ(out, want);
+  buf = want;
+  all_gather_even(world, buf);
+  EXPECT_EQ(buf, want);
   broadcast(world, buf, 0);
   EXPECT_EQ(buf, want);
   barrier(world);

@@ -1,5 +1,5 @@
-// tests/parallel/mpi_environment.h — MPI set up once around a one-process test executable (a 1-rank
-// world: the process is not started by mpirun, so Open MPI runs it as a singleton).
+// tests/parallel/mpi_environment.h — comm_init and comm_finalize once around a one-process test
+// executable (a 1-rank world: the process is not started by mpirun, so MPI is not started at all).
 #pragma once
 
 #include <gtest/gtest.h>

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -319,6 +320,55 @@ TEST(RankStatusReport, ListsAtMostFourLateRanksOneByOne) {
   EXPECT_NE(line.find("; 3 more late ranks: ranks 7-9; ranks 0-2 wait in all_reduce #812"),
             std::string::npos)
       << line;
+}
+
+// Issue 13: one watchdog line per job.  The first claim wins; later ones wait for "printed" and
+// then stay quiet, or print themselves when the winner never says it printed.
+TEST(RankStatus, TheFirstClaimOfTheReportWinsAndRankZeroClearsIt) {
+  TempDir tmp;
+  RankStatus zero;
+  rank_status_open(zero, tmp.path, 0, 2);
+  EXPECT_TRUE(rank_status_claim_report(tmp.path, 1.0));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(rank_status_claim_report(tmp.path, 0.2));  // never marked printed
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  rank_status_report_printed(tmp.path);
+  EXPECT_FALSE(rank_status_claim_report(tmp.path, 1.0));
+  rank_status_close(zero);
+  rank_status_open(zero, tmp.path, 0, 2);  // a new run of the directory
+  EXPECT_TRUE(rank_status_claim_report(tmp.path, 1.0));
+  rank_status_close(zero);
+}
+
+// Issue 13: a followed status is rewritten as each collective begins and ends.  In a world of
+// one no collective is traced, so the trace hook is driven by hand here; the multi-process tests
+// see a real one (tests/parallel/multiprocess/collectives_test.cpp).
+TEST(RankStatus, AFollowedStatusIsRepublishedWhenTheCollectiveChanges) {
+  TempDir tmp;
+  RankStatus status;
+  rank_status_open(status, tmp.path, 0, 1);
+  rank_status_publish(status, 4, "forward");
+  rank_status_follow_collectives(&status);
+  CollectiveTrace& trace = collective_trace();
+  ASSERT_NE(trace.changed.load(), nullptr);
+  const uint64_t calls = trace.calls.load();
+  trace.calls.store(calls + 1);
+  trace.group.store("tp");
+  trace.floats.store(64);
+  trace.current.store("all_gather");
+  trace.changed.load()();
+  RankRecord r;
+  ASSERT_TRUE(rank_status_read(tmp.path, 0, r));
+  EXPECT_STREQ(r.collective, "all_gather");
+  EXPECT_STREQ(r.group, "tp");
+  EXPECT_EQ(r.step, 4);
+  EXPECT_STREQ(r.phase, "forward");
+  trace.current.store(nullptr);
+  trace.changed.load()();
+  ASSERT_TRUE(rank_status_read(tmp.path, 0, r));
+  EXPECT_STREQ(r.collective, "");
+  rank_status_close(status);  // stops following
+  EXPECT_EQ(trace.changed.load(), nullptr);
 }
 
 }  // namespace

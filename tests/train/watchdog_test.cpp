@@ -190,6 +190,80 @@ TEST(Watchdog, HeartbeatPublishesTheMarkedStepAndPhase) {
   hibari::rank_status_close(status);
 }
 
+// Issue 13: the record says where the rank is at the instant it marks, not as of its last beat
+// (a rank frozen right after a mark must be reported in that phase).
+TEST(Watchdog, MarksPublishAtOnce) {
+  TempDir tmp;
+  RankStatus status;
+  hibari::rank_status_open(status, tmp.path, 0, 1);
+  {
+    Watchdog w(600, stderr, &status);                            // beats every second
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the first beat
+    watchdog_enter(w, "backward", 7);
+    RankRecord r;
+    ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, r));
+    EXPECT_EQ(r.step, 7);
+    EXPECT_STREQ(r.phase, "backward");
+    watchdog_idle(w);
+    ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, r));
+    EXPECT_EQ(r.step, 7);
+    EXPECT_STREQ(r.phase, "");
+    // A heartbeat repeats the last mark.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    RankRecord later;
+    ASSERT_TRUE(hibari::rank_status_read(tmp.path, 0, later));
+    EXPECT_GT(later.sequence, r.sequence);
+    EXPECT_EQ(later.step, 7);
+    EXPECT_STREQ(later.phase, "");
+  }
+  hibari::rank_status_close(status);
+}
+
+// Issue 13: rank 1 stops inside the same step as rank 0 (equal collective counts) moments before
+// rank 0's watchdog fires, so a first reading finds its heartbeat fresh and nobody behind.  The
+// report must read again once a stopped heartbeat is stale, and name rank 1.
+TEST(Watchdog, ARankStoppedJustBeforeTheAbortIsNamedNotNobody) {
+  TempDir tmp;
+  auto [status, text] = run_in_child([&](FILE* out) {
+    RankStatus mine, other;
+    hibari::rank_status_open(mine, tmp.path, 0, 2);
+    hibari::rank_status_open(other, tmp.path, 1, 2);
+    Watchdog w(1.0, out, &mine);  // stale after 0.5 s
+    watchdog_enter(w, "backward", 123);
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    hibari::rank_status_publish(other, 123, "backward");  // its last word
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_EQ(text.find("no rank is behind"), std::string::npos) << text;
+  EXPECT_NE(text.find("rank 1 (pid "), std::string::npos) << text;
+  EXPECT_NE(text.find("(stopped or dead), in step 123 \"backward\""), std::string::npos) << text;
+}
+
+// Issue 13: of the ranks that fire together, one prints; the others wait until it has, then exit
+// with the same code and no line.
+TEST(Watchdog, OnlyTheFirstRankToFirePrints) {
+  TempDir tmp;
+  {
+    RankStatus first;
+    hibari::rank_status_open(first, tmp.path, 0, 2);
+    hibari::rank_status_close(first);
+  }
+  ASSERT_TRUE(hibari::rank_status_claim_report(tmp.path, 1.0));
+  hibari::rank_status_report_printed(tmp.path);
+  auto [status, text] = run_in_child([&](FILE* out) {
+    RankStatus mine;
+    hibari::rank_status_open(mine, tmp.path, 1, 2);
+    Watchdog w(1.0, out, &mine);
+    watchdog_enter(w, "forward", 5);
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  EXPECT_EQ(text, "");
+}
+
 TEST(Watchdog, AbortLineCarriesTheJobReport) {
   TempDir tmp;
   auto [status, text] = run_in_child([&](FILE* out) {

@@ -2,13 +2,19 @@
 // small enough that every sum is exact in float, so each rank can compute what all ranks together
 // must produce and compare bit for bit.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "core/rng.h"
 #include "parallel/comm.h"
+#include "parallel/rank_status.h"
 
 namespace hibari {
 namespace {
@@ -207,6 +213,43 @@ TEST(Collectives, NonBlockingAllGatherEqualsBlocking) {
   all_gather(world, want, mine);
   EXPECT_EQ(out, want);
   for (int r = 0; r < world.size; ++r) EXPECT_EQ(bytes_out[size_t(r) * 3 + 2], uint8_t(r));
+}
+
+// Issue 13: a rank's status file names the collective it is blocked in while it is blocked (the
+// heartbeat that would otherwise say it is one second away: 600 s watchdogs beat once a second).
+// The last rank arrives 300 ms late; meanwhile rank 0 reads its own file from another thread.
+TEST(Collectives, AFollowedStatusNamesTheCollectiveWhileBlockedInIt) {
+  Comm world = comm_world();
+  const std::string dir = "/tmp/hibari-follow-" + std::to_string(::getpid());
+  RankStatus status;
+  rank_status_open(status, dir, 0, 1);  // each rank its own directory: rank 0 of 1 in it
+  rank_status_publish(status, 2, "forward");
+  rank_status_follow_collectives(&status);
+  barrier(world);
+  RankRecord seen;
+  bool read = false;
+  std::thread reader;
+  if (world.rank == 0) {
+    reader = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      read = rank_status_read(dir, 0, seen);
+    });
+  }
+  if (world.rank == world.size - 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<float> buf = contribution(world.rank, 8);
+  all_reduce_sum(world, buf);
+  if (reader.joinable()) reader.join();
+  RankRecord after;
+  ASSERT_TRUE(rank_status_read(dir, 0, after));
+  rank_status_close(status);
+  std::filesystem::remove_all(dir);
+  EXPECT_STREQ(after.collective, "");  // the end of the collective was published too
+  if (world.rank == 0) {
+    ASSERT_TRUE(read);
+    EXPECT_STREQ(seen.collective, "all_reduce");
+    EXPECT_STREQ(seen.group, "world");
+    EXPECT_EQ(seen.step, 2);
+  }
 }
 
 }  // namespace
