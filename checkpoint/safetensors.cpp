@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/json_fields.h"
 
 namespace hibari {
 
@@ -347,12 +348,10 @@ SafeTensorsFile safetensors_read(const std::string& path) {
   json header;
   try {
     header = json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep line/column and cause.
-    std::string msg = e.what();
-    size_t bracket = msg.find("] ");
-    if (bracket != std::string::npos) msg = msg.substr(bracket + 2);
-    fail_file(path, "header is not valid JSON: " + printable(msg));
+  } catch (const json::exception& e) {
+    // Every kind: a number such as 1e309 is out_of_range, not a parse_error.  Without nlohmann's
+    // "[json.exception.parse_error.101] " prefix; line/column and cause kept.
+    fail_file(path, "header is not valid JSON: " + printable(json_exception_text(e)));
   }
   if (!header.is_object()) fail_file(path, "header is not a JSON object");
 
@@ -522,8 +521,8 @@ SafeTensorsModel safetensors_open_model(const std::string& dir) {
     const MappedFile text(index_path);
     try {
       index = json::parse(std::string_view(reinterpret_cast<const char*>(text.data), text.size));
-    } catch (const json::parse_error& e) {
-      fail_file(index_path, "not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")");
+    } catch (const json::exception& e) {
+      fail_file(index_path, "not valid JSON: " + printable(json_exception_text(e)));
     }
   }
   if (!index.is_object()) fail_file(index_path, "not a JSON object");

@@ -437,6 +437,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "header is not valid JSON"},
         BadHeader{"InvalidUtf8", "{\"\xc3\x28\":{}}", 0, "header is not valid JSON"},
         BadHeader{"EmptyHeader", "", 0, "header is not valid JSON"},
+        // nlohmann reports a number past double as out_of_range, not parse_error (issue 13).
+        BadHeader{"NumberOverflow",
+                  entry("w", R"("dtype":"F32","shape":[1e309],"data_offsets":[0,4])"), 4,
+                  "header is not valid JSON: number overflow parsing '1e309'"},
         BadHeader{"NotAnObject", "[1, 2]", 0, "header is not a JSON object"},
         BadHeader{"EntryNotAnObject", "{\"w\": 5}", 0, "'w': header entry is not an object"},
         BadHeader{"MissingDtype", entry("w", R"("shape":[1],"data_offsets":[0,4])"), 4,
