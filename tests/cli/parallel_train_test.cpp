@@ -89,10 +89,10 @@ fs::path write_run(const std::string& name, const std::string& parallel,
   return file;
 }
 
-hibari::test::CommandResult train(const std::string& name, int np) {
+hibari::test::CommandResult train(const std::string& name, int np, const std::string& flags = "") {
   fs::path dir = suite_dir() / (name + ".out");
   fs::create_directories(dir);
-  std::string args = "train --config " + (suite_dir() / (name + ".toml")).string();
+  std::string args = "train --config " + (suite_dir() / (name + ".toml")).string() + flags;
   if (np == 1) return hibari::test::run_hibari(dir, args);
   std::string command = std::string(HIBARI_MPIRUN_COMMAND) + " -np " + std::to_string(np) + " " +
                         HIBARI_EXE + " " + args + " >" + (dir / "stdout.txt").string() + " 2>" +
@@ -231,6 +231,52 @@ TEST_F(ParallelTrain, ImpossibleLayoutsAreOneLineErrors) {
   EXPECT_NE(r.err.find("does not divide the 3 processes"), std::string::npos) << r.err;
 }
 
+// How often `piece` occurs in `text`.
+size_t count(const std::string& text, const std::string& piece) {
+  size_t n = 0;
+  for (size_t at = 0; (at = text.find(piece, at)) != std::string::npos; at += piece.size()) ++n;
+  return n;
+}
+
+// Issue 13: Open MPI hands each rank a terminal of its own even when mpirun's output goes to a
+// file; the log must still get plain lines.  --progress live asks for the redraws anyway.
+TEST_F(ParallelTrain, ALogRedirectedFromMpirunGetsPlainLines) {
+  write_run("log", "");
+  hibari::test::CommandResult r = train("log", 2);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find('\r'), std::string::npos) << r.out;
+  EXPECT_EQ(count(r.out, "step    10/10"), 1u) << r.out;
+  write_run("log_live", "");
+  r = train("log_live", 2, " --progress live");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\r\033[K"), std::string::npos) << r.out;
+}
+
+// Issue 13: an error every rank meets is printed once, not once per rank (the same for a usage
+// error: every rank parses the same arguments).
+TEST_F(ParallelTrain, AnErrorOfEveryRankIsPrintedOnce) {
+  write_run("bad_tp4", "tp = 3\n");
+  hibari::test::CommandResult r = train("bad_tp4", 4);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(count(r.err, "hibari: error: "), 1u) << r.err;
+  EXPECT_EQ(r.err.find("hibari: error: rank"), std::string::npos) << r.err;  // every rank said it
+  r = train("bad_tp4", 2, " --no-such-flag");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count(r.err + r.out, "--no-such-flag"), 1u) << r.err << r.out;
+}
+
+// Issue 13: an error of one rank alone names that rank, once.  Rank 1's status file path is taken
+// by a folder, so rank 1 fails as the others start to train (and wait for it).
+TEST_F(ParallelTrain, AnErrorOfOneRankNamesIt) {
+  write_run("one_bad", "");
+  fs::create_directories(suite_dir() / "one_bad" / "ranks" / "rank-00001");
+  hibari::test::CommandResult r = train("one_bad", 2);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(count(r.err, "hibari: error: "), 1u) << r.err;
+  EXPECT_NE(r.err.find("hibari: error: rank 1: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rank-00001"), std::string::npos) << r.err;
+}
+
 // Rank 1 stops (SIGSTOP) in the middle of training: rank 0's watchdog ends the job within its
 // limit and says which rank is late.
 TEST_F(ParallelTrain, AStoppedRankIsNamedAndTheJobEnds) {
@@ -275,6 +321,9 @@ TEST_F(ParallelTrain, AStoppedRankIsNamedAndTheJobEnds) {
   EXPECT_NE(err.find("hibari: error: watchdog: step"), std::string::npos) << err;
   EXPECT_NE(err.find("rank 1 (pid " + std::to_string(stopped)), std::string::npos) << err;
   EXPECT_NE(err.find("is late"), std::string::npos) << err;
+  // Issue 13: one line for the job, and nobody saying the opposite.
+  EXPECT_EQ(count(err, "hibari: error: "), 1u) << err;
+  EXPECT_EQ(err.find("no rank is behind"), std::string::npos) << err;
 }
 
 }  // namespace
