@@ -2,7 +2,7 @@
 """fuzz/check_registry.py SOURCE_DIR — fails when a parser has no fuzz target.
 
 Finds the entry points that read outside input in the library headers (by name: load_*, read_*,
-parse_*, open_*, *_read, *_from_json; static open*() members; constructors taking a path) and
+parse_*, open_*, *_read, *_open, *_from_json; static open*() members; constructors taking a path) and
 checks each against fuzz/parsers.txt: listed with a target whose fuzz/<target>_fuzz.cpp calls it,
 or listed with "-" and a reason.  Stale lines (an entry point no longer declared) fail too, so the
 list stays true."""
@@ -12,7 +12,7 @@ import sys
 
 LAYERS = ["core", "kernels", "parallel", "checkpoint", "model", "optim", "data", "infer", "eval",
           "train", "cli"]
-NAME = r"((?:load|read|parse|open)_[a-z0-9_]+|[a-z0-9_]+_(?:read|from_json))"
+NAME = r"((?:load|read|parse|open)_[a-z0-9_]+|[a-z0-9_]+_(?:read|open|from_json))"
 # A declaration at namespace level: a return type at column 0, or the name alone on a line after
 # the return type.  Calls inside inline bodies are indented and do not match.
 FUNCTION = re.compile(r"^(?:[A-Za-z][\w:<>,*& ]*[ *&])?" + NAME + r"\(")

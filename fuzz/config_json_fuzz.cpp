@@ -1,5 +1,7 @@
 // fuzz/config_json_fuzz.cpp — load_model_config (model/config.h): a Hugging Face config.json.
 // A config that loads is also sized (parameter_count) and written back, as train and convert do.
+#include <nlohmann/json.hpp>
+
 #include "fuzz/fuzz_common.h"
 #include "model/config.h"
 

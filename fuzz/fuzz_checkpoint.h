@@ -3,6 +3,7 @@
 // folder and by fuzz_seeds into the corpus: the same bytes, so the seed manifests' checksums hold.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

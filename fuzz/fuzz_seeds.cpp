@@ -106,9 +106,9 @@ void sentencepiece_seeds(Corpus& c, const std::string& tmp, const std::string& s
     SentencePieceTrainOptions o;
     o.sentences = sentences;
     o.model_prefix = tmp + "/sp_" + type;
-    o.vocab_size = 300;
+    o.vocab_size = 800;
     o.model_type = type;
-    o.character_coverage = 1.0;
+    o.character_coverage = 0.995;
     o.remove_extra_whitespaces = false;
     o.user_defined_symbols = {"<|im_start|>"};
     o.num_threads = 1;
