@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
+#include "data/jsonl_reader.h"
 #include "eval/python_text.h"
 
 namespace hibari {
@@ -145,8 +147,8 @@ std::vector<EvalDoc> load_json_lines(const TaskSpec& task, const std::string& pa
     json j;
     try {
       j = json::parse(text);
-    } catch (const json::parse_error& e) {
-      fail_line(path, line, "invalid JSON (" + std::string(e.what()) + ")");
+    } catch (const json::exception& e) {  // every kind: 1e309 is out_of_range
+      fail_line(path, line, "invalid JSON (" + json_exception_text(e) + ")");
     }
     if (!j.is_object()) fail_line(path, line, "not a JSON object");
     EvalDoc d = json_line_doc(task, j, path, line);
@@ -160,8 +162,8 @@ std::vector<EvalDoc> load_jsquad(const std::string& path) {
   json j;
   try {
     j = json::parse(read_all(path));
-  } catch (const json::parse_error& e) {
-    fail_file(path, "invalid JSON (" + std::string(e.what()) + ")");
+  } catch (const json::exception& e) {
+    fail_file(path, "invalid JSON (" + json_exception_text(e) + ")");
   }
   auto where = [&](const std::string& at, const std::string& problem) -> void {
     fail_file(path, at + ": " + problem);
@@ -234,6 +236,8 @@ std::vector<EvalDoc> load_plain_text(const std::string& path) {
     begin = end + 1;
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    // Checked here so the error names this file and line, not the tokenizer that would refuse it.
+    if (!is_valid_utf8(text)) fail_line(path, line, "not valid UTF-8");
     EvalDoc d;
     d.line = line;
     d.text = text;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 
 #ifndef HIBARI_BUILTIN_TASK_DIR
 #define HIBARI_BUILTIN_TASK_DIR "eval/tasks"
@@ -97,12 +98,7 @@ std::vector<std::string> method_metrics(TaskMethod method) {
 }
 
 TaskSpec parse_task_spec(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(source, std::string("invalid JSON: ") + e.what());
-  }
+  const nlohmann::json j = parse_json_file(text, source, "invalid JSON");
   if (!j.is_object()) fail_file(source, "a task file is one JSON object");
   static const std::set<std::string> known = {"name",
                                               "language",
@@ -132,7 +128,12 @@ TaskSpec parse_task_spec(const std::string& text, const std::string& source) {
   t.language = get_string(j, "language", source, true);
   if (t.language != "ja" && t.language != "en")
     fail_file(source, "language is \"" + t.language + "\"; expected \"ja\" or \"en\"");
-  t.format = parse_task_format(get_string(j, "format", source, true));
+  try {
+    t.format = parse_task_format(get_string(j, "format", source, true));
+  } catch (const Error& e) {
+    if (std::string_view(e.what()).starts_with(source + ": ")) throw;
+    fail_file(source, e.what());  // an unknown format: name the task file
+  }
   t.data_file = get_string(j, "data_file", source, true);
   t.fewshot_file = get_string(j, "fewshot_file", source, false);
   t.prompt_version = get_string(j, "prompt_version", source, true);

@@ -90,10 +90,13 @@ TEST(EvalTask, BadTaskFilesAreOneLineErrors) {
                               "t.json");
             }),
             "t.json: \"fewshot_stratified\" is not true or false");
-  EXPECT_NE(error_of([&] {
-              parse_task_spec("{" + base + R"(, "format": "squad"})", "t.json");
-            }).find("unknown task format \"squad\""),
-            std::string::npos);
+  // The unknown format names the task file (issue 13), and every JSON error kind does too.
+  EXPECT_TRUE(test::one_line_error(
+      error_of([&] { parse_task_spec("{" + base + R"(, "format": "squad"})", "t.json"); }),
+      "t.json", "unknown task format \"squad\""));
+  EXPECT_TRUE(test::one_line_error(
+      error_of([&] { parse_task_spec("{" + base + R"(, "max_new_tokens": 1e309})", "t.json"); }),
+      "t.json", "invalid JSON: number overflow"));
   EXPECT_NE(error_of([] {
               find_task_file("no_such_task", {"/nonexistent"});
             }).find("no task \"no_such_task\" (looked for no_such_task.json in /nonexistent, "),
@@ -202,12 +205,20 @@ TEST(EvalTask, CorruptFilesNameFileAndLine) {
        "", "data[0].paragraphs[0].qas[0]: no \"answers\""},
       {"jsquad", "{\"data\": [\n{\"title\": ", "", "invalid JSON"},
       {"jsquad", R"({"version": 1})", "", "no \"data\" list"},
+      // nlohmann's out_of_range (a number past double) is an invalid line too (issue 13).
+      {"jcommonsenseqa", jcqa_line + "\n{\"q_id\": 1e309}\n", ":2", "invalid JSON"},
+      {"jsquad", R"({"version": 1e309})", "", "invalid JSON"},
   };
   for (const Case& c : cases) {
     const std::string msg = load_error(dir, c.task, c.text);
     EXPECT_TRUE(test::one_line_error(msg, path(c.task) + c.where, c.phrase)) << c.task;
   }
   EXPECT_TRUE(test::one_line_error(load_error(dir, "jnli", "\n\n"), path("jnli"), "no documents"));
+  // Perplexity text that is not UTF-8: this file and line, not the tokenizer (issue 13).
+  const std::string text_path = (dir.path / "ppl.txt").string();
+  std::ofstream(text_path) << "fine\nbad \xff byte\n";
+  EXPECT_TRUE(test::one_line_error(error_of([&] { load_eval_docs(builtin("ppl_ja"), text_path); }),
+                                   text_path + ":2", "not valid UTF-8"));
 }
 
 TEST(EvalTask, MissingDataFileNamesTaskAndDirectory) {
