@@ -24,6 +24,7 @@
 #include "optim/schedule.h"
 #include "parallel/rank_status.h"
 #include "train/distributed.h"
+#include "train/distributed_checkpoint.h"
 #include "train/metrics.h"
 #include "train/peak_flops.h"
 #include "train/train_checkpoint.h"
@@ -194,25 +195,32 @@ TrainSummary run_training(const RunConfig& c, FILE* out, bool live) {
                       .warmup_steps = c.schedule.warmup_steps,
                       .decay_steps = c.schedule.decay_steps,
                       .decay = parse_lr_decay(c.schedule.decay)};
-  // One process keeps its state in one-process layout already; a parallel run gathers it on the
-  // leader for checkpoints (and reads a checkpoint into these before taking its part).
+  // One process keeps its state in one-process layout already and writes one file set; a
+  // parallel run writes sharded checkpoints (train/distributed_checkpoint.h), each rank its own
+  // part: nothing is gathered.
   const bool single = dist.world.size == 1 && c.parallel.zero_stage == 0;
-  std::vector<float> full_state(single ? 0 : 3 * (leader ? dist.full_layout.total : 0));
-  TrainingState state{
-      .layout = &dist.full_layout,
-      .params = single ? model.params : full_state.data(),
-      .m = single ? dist.optimizer.m.data() : full_state.data() + dist.full_layout.total,
-      .v = single ? dist.optimizer.v.data() : full_state.data() + 2 * dist.full_layout.total,
-      .optimizer_step = 0};
+  TrainingState state{.layout = &dist.full_layout,
+                      .params = single ? model.params : nullptr,
+                      .m = single ? dist.optimizer.m.data() : nullptr,
+                      .v = single ? dist.optimizer.v.data() : nullptr,
+                      .optimizer_step = 0};
 
   // Where the run starts: the newest intact checkpoint, else HF weights, else a fresh init.
   std::vector<std::string> notes;
   std::unique_ptr<LoadedCheckpoint> checkpoint;
-  if (c.checkpoint.resume) checkpoint = load_latest_checkpoint(c.checkpoint.dir, &notes);
   int64_t start_step = 0;
   std::optional<LoaderState> loader_state;
+  std::string sharded_dir;
+  if (c.checkpoint.resume) {
+    // A sharded checkpoint (a parallel run's): every rank reads only its own slices.
+    loader_state = distributed_checkpoint_resume(dist, c.checkpoint.dir, model_config, start_step,
+                                                 sharded_dir, notes);
+    if (!loader_state) checkpoint = load_latest_checkpoint(c.checkpoint.dir, &notes);
+  }
   std::string start_source = "random initialization (seed " + std::to_string(t.seed) + ")";
-  if (checkpoint) {
+  if (!sharded_dir.empty()) {
+    start_source = "checkpoint " + sharded_dir + " (step " + std::to_string(start_step) + ")";
+  } else if (checkpoint) {
     if (single) {
       loader_state = checkpoint_restore(*checkpoint, model_config, state, start_step);
       dist.optimizer.step = state.optimizer_step;
@@ -518,10 +526,15 @@ TrainSummary run_training(const RunConfig& c, FILE* out, bool live) {
         state.optimizer_step = dist.optimizer.step;
         checkpoint_save(checkpoints, step, state, loader, config_json, run_toml, background);
       } else {
-        distributed_gather_full(dist, state.params, state.m, state.v);
-        state.optimizer_step = dist.optimizer.step;
-        if (leader)
-          checkpoint_save(checkpoints, step, state, loader, config_json, run_toml, background);
+        // Every rank writes its own shard at once (synchronously: the ranks agree on the outcome).
+        const std::string problem = distributed_checkpoint_save(
+            dist, c.checkpoint.dir, int(c.checkpoint.keep), step,
+            {{"state.json", leader ? training_state_json(step, dist.optimizer.step, loader) : ""},
+             {"config.json", config_json},
+             {"run.toml", run_toml}});
+        if (problem.empty()) checkpoints.last_written = step;
+        if (!problem.empty() && leader)
+          std::fprintf(stderr, "hibari: warning: %s\n", problem.c_str());
       }
     }
     watchdog_idle(watchdog);

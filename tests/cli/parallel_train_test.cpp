@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "checkpoint/safetensors.h"
+#include "checkpoint/sharded_checkpoint.h"
 #include "data/indexed_dataset.h"
 #include "parallel/rank_status.h"
 #include "tests/cli/run_hibari.h"
@@ -112,10 +113,21 @@ std::vector<double> losses(const std::string& name) {
   return out;
 }
 
+// The parameters of step 10: one file set (one process) or assembled from a parallel run's shards.
 std::map<std::string, std::vector<float>> final_params(const std::string& name) {
-  hibari::SafeTensorsFile f = hibari::safetensors_read(
-      (suite_dir() / name / "ckpt" / "step_000010" / "model.safetensors").string());
+  const fs::path step = suite_dir() / name / "ckpt" / "step_000010";
   std::map<std::string, std::vector<float>> out;
+  if (hibari::checkpoint_manifest_version(step.string()) == hibari::kShardedCheckpointVersion) {
+    hibari::ShardedCheckpoint c = hibari::sharded_open(step.string());
+    for (const auto& [tensor, t] : c.tensors) {
+      if (tensor.rfind("exp_avg", 0) == 0) continue;
+      std::vector<float>& x = out[tensor];
+      x.resize(size_t(t.rows * t.cols));
+      hibari::sharded_read(c, tensor, hibari::whole_slice(t.shape), x.data());
+    }
+    return out;
+  }
+  hibari::SafeTensorsFile f = hibari::safetensors_read((step / "model.safetensors").string());
   for (const hibari::SafeTensorInfo& t : f.tensors) out[t.name] = f.read_f32(t.name);
   return out;
 }
