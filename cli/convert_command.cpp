@@ -134,6 +134,7 @@ void run_convert(const ConvertArgs& args) {
   // first.
   std::string from = args.from;
   std::unique_ptr<LoadedCheckpoint> checkpoint;
+  refuse_step_without_manifest(from);  // else read as a Hugging Face directory, unverified
   if (std::filesystem::exists(std::filesystem::path(from) / "manifest.json")) {
     checkpoint = std::make_unique<LoadedCheckpoint>(load_checkpoint(from));
   } else if (std::filesystem::exists(std::filesystem::path(from) / "latest")) {
