@@ -2,17 +2,20 @@
 // as a user runs them: a checkpoint step whose manifest.json was deleted is refused by convert,
 // generate and eval (it was read as an unverified Hugging Face directory), and a model whose
 // weights hold a NaN is refused by generate and eval naming the file and tensor (eval scored it
-// accuracy 0 without a word).
+// accuracy 0 without a word); and resuming a run whose config.json changed hidden_size names every
+// differing key, hidden_size first (it named only head_dim, the first in alphabetical order).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "checkpoint/native_checkpoint.h"
+#include "data/indexed_dataset.h"
 #include "model/config.h"
 #include "model/hf_weights.h"
 #include "model/params.h"
@@ -113,6 +116,43 @@ TEST(CheckpointFolders, NanWeightsAreRefusedNamingTheTensor) {
   test::expect_one_line_error(generate(dir.path, model.string()), expected);
   test::expect_one_line_error(eval(dir.path, model.string()), expected);
   EXPECT_FALSE(fs::exists(dir.path / "results.json"));
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  const size_t at = s.find(from);
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST(CheckpointFolders, ResumeWithAnotherModelNamesEveryDifferingKey) {
+  test::ScratchDir dir("checkpoint_folders");
+  // head_dim is not given: it follows hidden_size / num_attention_heads.
+  const std::string model = R"({"model_type": "llama", "vocab_size": 264, "hidden_size": 32,
+    "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "max_position_embeddings": 64})";
+  std::ofstream(dir.path / "config.json") << model;
+  IndexedDatasetWriter writer((dir.path / "text").string(), TokenDtype::u16);
+  for (int d = 0; d < 8; ++d) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back((d * 7 + i * 3) % 256);
+    writer.add_document(ids.data(), ids.size());
+  }
+  writer.finish();
+  std::ofstream(dir.path / "run.toml") << "[model]\nconfig = \"config.json\"\n[data]\nprefixes = "
+                                          "[\"text\"]\nsplit = \"100,0\"\n[train]\nseq_length = "
+                                          "8\nmicro_batch_size = 2\nglobal_batch_size = 2\nsteps = "
+                                          "2\n[checkpoint]\nevery = 1\n[run]\ndir = \""
+                                       << (dir.path / "run").string() << "\"\n";
+  const std::string train = "train --config " + (dir.path / "run.toml").string();
+  test::CommandResult r = test::run_hibari(dir.path, train);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ofstream(dir.path / "config.json")
+      << replace(model, "\"hidden_size\": 32", "\"hidden_size\": 64");
+  r = test::run_hibari(dir.path, train);
+  test::expect_one_line_error(
+      r,
+      "step_000002/config.json: a checkpoint of another model: hidden_size is 32 there, 64 in "
+      "this run's model; head_dim is 8 there, 16 in this run's model");
 }
 
 }  // namespace
