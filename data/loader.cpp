@@ -30,7 +30,7 @@ std::vector<double> parse_split(const std::string& split) {
     const std::string text = split.substr(i, end - i);
     char* parsed_end = nullptr;
     const double value = std::strtod(text.c_str(), &parsed_end);
-    if (parsed_end != text.c_str() + text.size())
+    if (parsed_end != text.c_str() + text.size() || !std::isfinite(value))
       fail("split \"" + split + "\": bad number " + text);
     shares.push_back(value);
     i = end;

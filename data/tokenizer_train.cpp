@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "data/sentencepiece_tokenizer.h"
+#include "data/tokenizer_unicode.h"
 
 namespace hibari {
 
@@ -296,6 +297,9 @@ std::string sentencepiece_bpe_to_tokenizer_json(const std::string& model_path) {
   nlohmann::json vocab = nlohmann::json::object();
   for (size_t i = 0; i < m.pieces.size(); ++i) {
     const SpPiece& p = m.pieces[i];
+    // JSON holds text: a piece that is not UTF-8 (a damaged or foreign .model) has no
+    // tokenizer.json
+    if (!utf8_valid(p.piece)) cannot("piece " + std::to_string(i) + " is not valid UTF-8");
     vocab[p.piece] = i;
     if (p.type == unknown || p.type == control || p.type == user_defined)
       added.push_back(added_token(p.piece, static_cast<int32_t>(i), p.type != user_defined));

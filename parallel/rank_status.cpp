@@ -311,7 +311,8 @@ std::string rank_status_report(const std::string& dir, int size, double stale_se
       v.file_exists = ::stat(rank_status_path(dir, rank).c_str(), &st) == 0;
       continue;
     }
-    v.age_seconds = double(now - v.record.heartbeat_unix_ns) * 1e-9;
+    // In double: a corrupt or foreign record's time may be anything, and int64 would overflow.
+    v.age_seconds = (double(now) - double(v.record.heartbeat_unix_ns)) * 1e-9;
     v.stale = v.age_seconds > stale_seconds;
   }
 

@@ -128,6 +128,14 @@ TEST(Split, MatchesMegatronExamples) {
 
 // Every document count from 1 to 3000 for the splits people use, against Megatron core's own
 // split_matrix and rounding in tests/reference/megatron_indices.py.
+// Found by fuzz/cli_values: a number too large for a double parsed to inf, and the normalized
+// shares became NaN.
+TEST(Split, NumbersPastADoubleAreErrors) {
+  const std::string huge = "1" + std::string(400, '0');
+  EXPECT_THROW(parse_split(huge + ",1,1"), Error);
+  EXPECT_THROW(parse_split("1," + huge), Error);
+}
+
 TEST(Split, MatchesMegatronForEveryCount) {
   test::ScratchDir dir("split");
   std::string counts;
