@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/config.h"
+#include "train/train_checkpoint.h"
 
 namespace hibari {
 
@@ -200,9 +201,9 @@ std::optional<LoaderState> distributed_checkpoint_resume(Distributed& d, const s
         fail_file(config_path, "malformed JSON");
       }
       const nlohmann::json now = model_config_to_json(model);
-      if (saved != now)
-        fail_file(config_path, "a checkpoint of another model: " + saved.dump() + " there, " +
-                                   now.dump() + " in this run's model");
+      const std::string differences = config_differences(saved, now);
+      if (!differences.empty())
+        fail_file(config_path, "a checkpoint of another model: " + differences);
       try {
         distributed_checkpoint_restore(d, *c);
       } catch (const Error& e) {
