@@ -65,7 +65,10 @@ struct LoadedCheckpoint {
 
 // The newest valid checkpoint under ROOT, or nullptr when ROOT holds none at all.  A corrupt one
 // (missing file, wrong size or checksum, bad manifest) is skipped with a line in `notes`; when
-// every checkpoint is corrupt, an Error naming the newest and its problem.
+// every checkpoint is corrupt, an Error naming the newest and its problem.  Sharded steps (version
+// 2, checkpoint/sharded_checkpoint.h) are passed over without a note: their own readers take them
+// (a parallel resume notes a corrupt one); when nothing else is intact, the Error names the newest
+// sharded step's problem.
 std::unique_ptr<LoadedCheckpoint> load_latest_checkpoint(const std::string& root,
                                                          std::vector<std::string>* notes);
 // One checkpoint directory, verified; Error "dir/file: problem" when it is not intact.

@@ -6,9 +6,12 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <utility>
 
 #include "checkpoint/native_checkpoint.h"
 #include "checkpoint/safetensors.h"
+#include "checkpoint/sharded_checkpoint.h"
 #include "core/error.h"
 #include "model/hf_weights.h"
 
@@ -74,6 +77,52 @@ size_t first_non_finite(const float* x, size_t n) {
   return i;
 }
 
+namespace {
+
+// The model parameters of a sharded (version 2) checkpoint step, tensor by tensor (each whole
+// tensor read from its pieces; a shard file's XXH64 is checked when it is first touched).  The
+// optimizer's exp_avg* tensors are not read.
+void load_sharded_params(LoadedModel& m, ShardedCheckpoint& c) {
+  nlohmann::json saved;
+  try {
+    saved = nlohmann::json::parse(c.text("config.json"));
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(c.dir + "/config.json", std::string("malformed JSON: ") + e.what());
+  }
+  m.config = model_config_from_json(saved, c.dir + "/config.json");
+  m.layout = llama_parameter_layout(m.config);
+  m.params.assign(m.layout.total, 0.0f);
+  for (const ParamInfo& p : m.layout.params) {
+    const ShardedCheckpoint::Tensor& t = c.tensor(p.name);
+    const std::vector<int64_t> want =
+        p.ndim == 1 ? std::vector<int64_t>{int64_t(p.shape[0])}
+                    : std::vector<int64_t>{int64_t(p.shape[0]), int64_t(p.shape[1])};
+    if (t.shape != want)
+      fail_file(c.dir + "/manifest.json",
+                "tensor " + p.name + " has another shape than " + "config.json gives it");
+    sharded_read(c, p.name, whole_slice(t.shape), m.params.data() + p.offset);
+  }
+  sharded_release(c);
+}
+
+// One checkpoint step of either format, read into `m`: verified (a v1 step's files all, a v2
+// step's manifest, text files and every shard read) before it is used.
+void load_step(LoadedModel& m, const std::string& dir) {
+  if (checkpoint_manifest_version(dir) == kShardedCheckpointVersion) {
+    ShardedCheckpoint c = sharded_open(dir);
+    load_sharded_params(m, c);
+    m.weights_dir = dir;
+    m.sharded = true;
+    m.description = "checkpoint " + dir + " (step " + std::to_string(c.step) + ")";
+    return;
+  }
+  const LoadedCheckpoint c = load_checkpoint(dir);
+  m.weights_dir = dir;
+  m.description = "checkpoint " + dir + " (step " + std::to_string(c.step) + ")";
+}
+
+}  // namespace
+
 LoadedModel load_model_for_inference(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail_file(path, "no such model directory");
@@ -84,25 +133,40 @@ LoadedModel load_model_for_inference(const std::string& path) {
   refuse_step_without_manifest(path);
   if (fs::exists(dir / "manifest.json", ec)) {
     // one checkpoint: verified (sizes and checksums of every file) before it is read
-    const LoadedCheckpoint c = load_checkpoint(path);
-    m.weights_dir = path;
-    m.description = "checkpoint " + path + " (step " + std::to_string(c.step) + ")";
+    load_step(m, path);
   } else if (!fs::exists(dir / "config.json", ec) && is_checkpoint_root(dir)) {
-    std::unique_ptr<LoadedCheckpoint> c = load_latest_checkpoint(path, &m.notes);
-    if (!c) fail_file(path, "no checkpoint in this directory");
-    m.weights_dir = c->dir;
-    m.description = "checkpoint " + c->dir + " (step " + std::to_string(c->step) + ")";
+    // the newest intact step of either format; a corrupt one is skipped with a note
+    const std::vector<std::pair<int64_t, std::string>> steps = checkpoint_step_dirs(path);
+    std::string first_problem;
+    bool loaded = false;
+    for (const auto& [step, step_dir] : steps) {
+      try {
+        LoadedModel attempt;
+        load_step(attempt, step_dir);
+        attempt.notes = std::move(m.notes);
+        m = std::move(attempt);
+        loaded = true;
+        break;
+      } catch (const Error& e) {
+        if (first_problem.empty()) first_problem = e.what();
+        m.notes.push_back(std::string("skipping a corrupt checkpoint: ") + e.what());
+      }
+    }
+    if (!loaded && steps.empty()) fail_file(path, "no checkpoint in this directory");
+    if (!loaded) fail("no intact checkpoint in " + path + "; the newest: " + first_problem);
   } else {
     m.weights_dir = path;
     m.description = "Hugging Face directory " + path;
   }
-  const std::string config_path = (fs::path(m.weights_dir) / "config.json").string();
-  if (!fs::exists(config_path, ec))
-    fail_file(config_path, "missing (not a Hugging Face model or hibari checkpoint?)");
-  m.config = load_model_config(config_path);
-  m.layout = llama_parameter_layout(m.config);
-  m.params.assign(m.layout.total, 0.0f);
-  load_hf_weights(m.layout, m.params.data(), m.config, m.weights_dir);
+  if (!m.sharded) {
+    const std::string config_path = (fs::path(m.weights_dir) / "config.json").string();
+    if (!fs::exists(config_path, ec))
+      fail_file(config_path, "missing (not a Hugging Face model or hibari checkpoint?)");
+    m.config = load_model_config(config_path);
+    m.layout = llama_parameter_layout(m.config);
+    m.params.assign(m.layout.total, 0.0f);
+    load_hf_weights(m.layout, m.params.data(), m.config, m.weights_dir);
+  }
   refuse_non_finite(m);
   m.weights = llama_weights(m.config, m.layout, m.params.data());
   return m;

@@ -1,8 +1,12 @@
 // infer/model_loader.h — a model for inference (one process, tp 1) from what a user points at:
 //   a Hugging Face directory   config.json + model.safetensors (or shards + index), F32/BF16/F16
 //   a hibari checkpoint        ROOT/step_000123 (manifest.json, config.json, model.safetensors),
-//                              verified against its manifest before it is read
-//   a checkpoint root          ROOT (holds `latest` or step_* directories): its newest intact one
+//                              verified against its manifest before it is read; or a parallel
+//                              run's sharded step (checkpoint/sharded_checkpoint.h, version 2):
+//                              config.json from its text files, each parameter read whole from its
+//                              pieces (shard checksums checked), the exp_avg* tensors not read
+//   a checkpoint root          ROOT (holds `latest` or step_* directories): its newest intact one,
+//                              of either format (a corrupt one skipped with a note)
 // A hibari checkpoint's model.safetensors uses Hugging Face's names (train/train_checkpoint.h), so
 // both are read by model/hf_weights.  Parameters are fp32 in one flat buffer with named views; no
 // gradients, no training activations.
@@ -27,6 +31,7 @@ struct LoadedModel {
   std::string weights_dir;    // the directory the weights were read from (a step dir for a root)
   std::string description;    // "Hugging Face directory D" / "checkpoint D (step N)", for logs
   std::vector<std::string> notes;  // checkpoints skipped as corrupt on the way, one line each
+  bool sharded = false;            // read from a sharded (version 2) checkpoint step
 };
 
 // Fails with one line naming the file ("DIR: not a directory", "DIR/config.json: missing ...",
