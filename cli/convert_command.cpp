@@ -9,14 +9,22 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoint/native_checkpoint.h"
+#include "checkpoint/sharded_checkpoint.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "data/text_tokenizer.h"
+#include "infer/model_loader.h"
 #include "model/config.h"
 #include "model/hf_weights.h"
 #include "model/params.h"
@@ -117,6 +125,49 @@ std::string resize_readme(const ConvertArgs& args, size_t old_vocab, size_t new_
          std::to_string(tokens) + " or more.\n";
 }
 
+// Reads every model tensor of a sharded checkpoint once, one at a time (a shard's checksum is
+// checked when it is first touched), so that a corrupt step is found before anything is written.
+void verify_sharded(ShardedCheckpoint& c) {
+  std::vector<float> x;
+  for (const auto& [name, t] : c.tensors) {
+    if (name.rfind("exp_avg", 0) == 0) continue;
+    x.resize(size_t(t.rows * t.cols));
+    sharded_read(c, name, whole_slice(t.shape), x.data());
+  }
+  sharded_release(c);
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot be read");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A sharded checkpoint as a Hugging Face directory with bounded memory (sharded_export_weights:
+// one tensor at a time), the same files save_hf_weights writes: config.json (the step's keys kept),
+// generation_config.json, what `carry` names, and the weights in the parameter registry's order.
+void export_sharded(ShardedCheckpoint& c, const ParameterLayout& layout, const ModelConfig& config,
+                    const std::string& out_dir, const HfSaveOptions& options,
+                    const HfCarryOver& carry) {
+  AtomicDir dir(out_dir);
+  write_file_atomic(
+      dir.file("config.json"),
+      hf_config_text(config, options.dtype, read_text_file(carry.config_path), carry.config_path));
+  nlohmann::json gen = {{"_from_model_config", true}};
+  if (config.bos_token_id >= 0) gen["bos_token_id"] = config.bos_token_id;
+  if (config.eos_token_ids.size() == 1) gen["eos_token_id"] = config.eos_token_ids[0];
+  if (config.eos_token_ids.size() > 1) gen["eos_token_id"] = config.eos_token_ids;
+  write_file_atomic(dir.file("generation_config.json"), gen.dump(2) + "\n");
+  for (const auto& [path, name] : carry.files)
+    write_file_atomic(dir.file(name), read_text_file(path));
+  std::vector<std::pair<std::string, std::string>> names;  // model tensors only, not exp_avg*
+  for (const ParamInfo& p : layout.params) names.push_back({p.name, p.name});
+  sharded_export_weights(c, names, dir.tmp_path, options.dtype, options.max_shard_bytes);
+  dir.commit();
+}
+
 void run_convert(const ConvertArgs& args) {
   if (args.to != "hf") fail("--to " + args.to + ": only 'hf' is supported so far");
   HfSaveOptions options;
@@ -131,21 +182,43 @@ void run_convert(const ConvertArgs& args) {
 
   // A native checkpoint (its directory, or a checkpoint root whose newest intact one is taken)
   // holds config.json and model.safetensors under HF names; it is verified against its manifest
-  // first.
+  // first.  A parallel run's sharded one (version 2) holds config.json and shards of every tensor
+  // under HF names: exported tensor by tensor.
   std::string from = args.from;
   std::unique_ptr<LoadedCheckpoint> checkpoint;
+  std::optional<ShardedCheckpoint> sharded;
   refuse_step_without_manifest(from);  // else read as a Hugging Face directory, unverified
-  if (std::filesystem::exists(std::filesystem::path(from) / "manifest.json")) {
+  if (checkpoint_manifest_version(from) == kShardedCheckpointVersion) {
+    sharded.emplace(sharded_open(from));
+  } else if (std::filesystem::exists(std::filesystem::path(from) / "manifest.json")) {
     checkpoint = std::make_unique<LoadedCheckpoint>(load_checkpoint(from));
   } else if (std::filesystem::exists(std::filesystem::path(from) / "latest")) {
-    std::vector<std::string> notes;
-    checkpoint = load_latest_checkpoint(from, &notes);
-    for (const std::string& note : notes) std::fprintf(stderr, "hibari: %s\n", note.c_str());
-    if (checkpoint) from = checkpoint->dir;
+    // the newest intact step of either format; a corrupt one is skipped with a note
+    const std::vector<std::pair<int64_t, std::string>> steps = checkpoint_step_dirs(from);
+    std::string first_problem;
+    for (const auto& [step, dir] : steps) {
+      try {
+        if (checkpoint_manifest_version(dir) == kShardedCheckpointVersion) {
+          ShardedCheckpoint c = sharded_open(dir);
+          verify_sharded(c);
+          sharded.emplace(std::move(c));
+        } else {
+          checkpoint = std::make_unique<LoadedCheckpoint>(load_checkpoint(dir));
+        }
+        from = dir;
+        break;
+      } catch (const Error& e) {
+        if (first_problem.empty()) first_problem = e.what();
+        std::fprintf(stderr, "hibari: skipping a corrupt checkpoint: %s\n", e.what());
+      }
+    }
+    if (!steps.empty() && !checkpoint && !sharded)
+      fail("no intact checkpoint in " + from + "; the newest: " + first_problem);
   }
   std::string run_toml;
   if (checkpoint && checkpoint->text_files.count("run.toml"))
     run_toml = checkpoint->text("run.toml");
+  if (sharded && sharded->text_files.count("run.toml")) run_toml = sharded->text("run.toml");
   checkpoint.reset();
   const std::string config_path = (std::filesystem::path(from) / "config.json").string();
   if (!std::filesystem::exists(config_path)) {
@@ -153,8 +226,17 @@ void run_convert(const ConvertArgs& args) {
   }
   ModelConfig config = load_model_config(config_path);
   ParameterLayout layout = llama_parameter_layout(config);
-  std::vector<float> params(layout.total);
-  load_hf_weights(layout, params.data(), config, from);
+  std::vector<float> params;
+  if (sharded && args.resize_vocab > 0) {
+    // the whole model (--resize-vocab needs it), read tensor by tensor from the shards
+    sharded.reset();
+    LoadedModel m = load_model_for_inference(from);
+    check_hf_config(config, m.config, config_path);
+    params = std::move(m.params);
+  } else if (!sharded) {
+    params.resize(layout.total);
+    load_hf_weights(layout, params.data(), config, from);
+  }
 
   HfCarryOver carry;
   carry.config_path = config_path;
@@ -192,7 +274,11 @@ void run_convert(const ConvertArgs& args) {
     carry.readme = resize_readme(args, old_vocab, config.vocab_size, tokenizer.file, tokenizer_name,
                                  tokenizer_tokens, summary);
   }
-  save_hf_weights(layout, params.data(), config, args.output, options, carry);
+  if (sharded) {
+    export_sharded(*sharded, layout, config, args.output, options, carry);
+  } else {
+    save_hf_weights(layout, params.data(), config, args.output, options, carry);
+  }
   std::printf("wrote %s (%zu parameters, vocab_size %zu, %s)\n", args.output.c_str(), layout.total,
               config.vocab_size, st_dtype_name(options.dtype));
   if (!summary.empty())
