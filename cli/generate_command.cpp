@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "data/jsonl_reader.h"
 #include "infer/chat.h"
 #include "infer/decoder.h"
 #include "infer/generate.h"
@@ -45,6 +46,9 @@ std::vector<std::string> read_prompts_file(const std::string& path) {
   for (size_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
+    // Checked here so the error names this file and line, not the tokenizer that would refuse it.
+    if (!is_valid_utf8(line))
+      fail_file(path, "line " + std::to_string(number) + ": not valid UTF-8");
     if (line[0] != '{') {
       prompts.push_back(line);
       continue;
@@ -52,7 +56,7 @@ std::vector<std::string> read_prompts_file(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail_file(path, "line " + std::to_string(number) + ": not valid JSON");
     }
     if (!j.contains("prompt") || !j["prompt"].is_string())

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "data/sentencepiece_tokenizer.h"
 #include "data/text_tokenizer.h"
 
@@ -43,6 +44,8 @@ nlohmann::json read_stdin_object(const std::string& line, size_t number) {
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {
     fail_file(where, "invalid JSON (syntax error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number such as 1e309
+    fail_file(where, "invalid JSON (" + json_exception_text(e) + ")");
   }
   if (!j.is_object()) fail_file(where, "expected a JSON object");
   return j;

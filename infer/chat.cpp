@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 
 namespace hibari {
 
@@ -139,6 +140,8 @@ ChatTemplate chat_template_for_model(const std::string& dir) {
     j = nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::parse_error& e) {
     fail_file(path, "not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number such as 1e309
+    fail_file(path, "not valid JSON (" + json_exception_text(e) + ")");
   }
   if (!j.is_object() || !j.contains("chat_template")) return {};
   std::string jinja;

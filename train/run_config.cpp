@@ -240,6 +240,14 @@ RunConfig load_run_config(const std::string& path) {
     fail_file(path, "[data].weights needs one weight per prefix");
   if (!(d.mid_level_dataset_surplus >= 0))
     fail_file(path, "[data].mid_level_dataset_surplus must not be negative");
+  // Checked here so a bad split names the run file (the loader would say only "split").
+  if (!d.blend_per_split) {
+    try {
+      parse_split(d.split);
+    } catch (const Error& e) {
+      fail_file(path, std::string("[data].") + e.what());
+    }
+  }
   check_positive(path, "[train].seq_length", c.train.seq_length);
   check_positive(path, "[train].micro_batch_size", c.train.micro_batch_size);
   check_positive(path, "[train].global_batch_size", c.train.global_batch_size);
@@ -270,6 +278,14 @@ RunConfig load_run_config(const std::string& path) {
       fail_file(path, "[train].train_samples " + std::to_string(c.train.train_samples) +
                           " is less than one global batch");
   }
+  // The samples (and tokens) the run reads must fit in 64 bits: steps = 2^63 - 1 wrapped into
+  // "train_samples must be positive".
+  int64_t samples = 0, tokens = 0;
+  if (__builtin_mul_overflow(c.train.steps, c.train.global_batch_size, &samples) ||
+      __builtin_mul_overflow(samples, c.train.seq_length, &tokens))
+    fail_file(path, "[train].steps " + std::to_string(c.train.steps) + " x global_batch_size " +
+                        std::to_string(c.train.global_batch_size) + " x seq_length " +
+                        std::to_string(c.train.seq_length) + " does not fit in 64 bits");
   if (c.train.eval_iters > 0 && c.train.eval_every == 0)
     fail_file(path,
               "[train].eval_iters (Megatron's accounting) needs [train].eval_every > 0 "

@@ -163,6 +163,41 @@ TEST_F(DataCommand, BadInputIsOneLineAndLeavesNoOutput) {
   fs::remove_all(dir);
 }
 
+// --output-prefix in a folder that does not exist yet: the folder is made (issue 13: the error
+// blamed "x.bin.tmp"); one that cannot be made is named.
+TEST_F(DataCommand, OutputPrefixFolderIsCreatedOrNamed) {
+  fs::path dir = fresh_dir("output_folder");
+  write_jsonl(dir / "in.jsonl", {"one", "two"});
+  CommandResult r = run_hibari(
+      dir, tokenize_args(dir / "in.jsonl", dir / "newdir" / "sub" / "x", "--no-add-bos"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_dataset(dir / "newdir" / "sub" / "x", {"one", "two"}, false, true);
+
+  std::ofstream(dir / "blocker") << "a file, not a folder";
+  CommandResult blocked = run_hibari(
+      dir, tokenize_args(dir / "in.jsonl", dir / "blocker" / "deeper" / "x", "--no-add-bos"));
+  expect_one_line_error(
+      blocked, (dir / "blocker" / "deeper").string() + ": cannot create the output folder");
+  fs::remove_all(dir);
+}
+
+// A tokenizer regex that backtracks without end: the error names the document (file and line)
+// and the tokenizer file, not just "match failed".
+TEST_F(DataCommand, CatastrophicRegexNamesTheDocumentAndTheTokenizer) {
+  fs::path dir = fresh_dir("catastrophic");
+  std::ofstream(dir / "tok.json") << R"({"pre_tokenizer": {"type": "Split",
+    "pattern": {"Regex": "(a|aa)+$"}, "behavior": "Isolated"},
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}})";
+  write_jsonl(dir / "in.jsonl", {"ab", std::string(5000, 'a') + "b"});
+  CommandResult r =
+      run_hibari(dir, "data tokenize --input " + (dir / "in.jsonl").string() + " --tokenizer " +
+                          (dir / "tok.json").string() + " --output-prefix " +
+                          (dir / "out").string() + " --no-add-bos --no-append-eod");
+  expect_one_line_error(r, (dir / "in.jsonl").string() + ":2: cannot tokenize this document: " +
+                               (dir / "tok.json").string() + ": regex /(a|aa)+$/ failed");
+  fs::remove_all(dir);
+}
+
 // --special-tokens-in-text ignore: "<|end_of_text|>" inside a document is ordinary text, so the
 // EOD id appears only where the job puts it, last in each document.
 TEST_F(DataCommand, IgnoreSpecialTokensInText) {

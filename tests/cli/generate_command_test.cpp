@@ -223,6 +223,11 @@ TEST_F(GenerateCommand, OneLineErrors) {
   expect_one_line_error(generate("--model " + step_ + " --prompt a --max-new-tokens 100"),
                         "max_position_embeddings");
   expect_one_line_error(generate("--model " + step_), "no prompt");
+  // A prompts file that is not UTF-8 is named with its line, not blamed on the tokenizer.
+  const std::string bad_utf8 = (dir_->path / "bad_prompts.txt").string();
+  std::ofstream(bad_utf8) << "fine\nbad \xc3\x28 byte\n";
+  expect_one_line_error(generate("--model " + step_ + " --prompts-file " + bad_utf8),
+                        bad_utf8 + ": line 2: not valid UTF-8");
 }
 
 // A Llama whose greedy output is a fixed chain of Llama 2 tokens (tests/fixtures/tokenizers):
