@@ -189,6 +189,9 @@ TEST_F(ParallelTrain, Dp4HybridZero3InGroupsOf2) {
 }
 TEST_F(ParallelTrain, Dp2Tp2Zero1) {
   expect_same_as_one_process("dp2_tp2_z1", 4, "tp = 2\nzero_stage = 1\n");
+  // a parallel run's checkpoint is sharded: every rank wrote its own file
+  EXPECT_TRUE(
+      fs::exists(suite_dir() / "dp2_tp2_z1" / "ckpt" / "step_000010" / hibari::shard_file_name(3)));
 }
 TEST_F(ParallelTrain, Tp2Pp2SequenceParallel) {
   expect_same_as_one_process("tp2_pp2_sp", 4, "tp = 2\npp = 2\nsequence_parallel = true\n");
@@ -228,6 +231,30 @@ TEST_F(ParallelTrain, CheckpointOfOneLayoutResumesUnderAnother) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i)
     EXPECT_NEAR(got[i], want[i], 1e-5 * want[i]) << "step " << i + 1;
+}
+
+// Old and new formats across process counts: a one-process checkpoint (one file set) resumes
+// under dp 2 x tp 2, and a 4-rank sharded checkpoint resumes in one process.
+TEST_F(ParallelTrain, CheckpointsMoveBetweenOneProcessAndFour) {
+  for (const auto& [first, second] : {std::pair{1, 4}, std::pair{4, 1}}) {
+    const std::string name = "formats" + std::to_string(first);
+    write_run(name, first == 1 ? "" : "tp = 2\nzero_stage = 2\n");
+    hibari::test::CommandResult r = train(name, first);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const fs::path ckpt = suite_dir() / name / "ckpt";
+    EXPECT_EQ(fs::exists(ckpt / "step_000005" / "model.safetensors"), first == 1);
+    EXPECT_EQ(fs::exists(ckpt / "step_000005" / hibari::shard_file_name(3)), first == 4);
+    fs::remove_all(ckpt / "step_000010");
+    std::ofstream(ckpt / "latest") << "step_000005\n";
+    write_run(name, second == 1 ? "" : "tp = 2\nzero_stage = 1\n");
+    r = train(name, second);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("step 5)"), std::string::npos) << r.out;
+    std::vector<double> want = losses("one"), got = losses(name);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_NEAR(got[i], want[i], 1e-5 * want[i]) << name << " step " << i + 1;
+  }
 }
 
 // A layout that does not fit the model or the process count: one line naming the file.
