@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/hf_weights.h"
 #include "model/params.h"
+#include "tests/cli/byte_level_fixtures.h"
 #include "tests/cli/run_hibari.h"
 
 namespace {
@@ -25,6 +26,8 @@ namespace fs = std::filesystem;
 using hibari::test::CommandResult;
 using hibari::test::expect_one_line_error;
 using hibari::test::run_hibari;
+using hibari::test::write_byte_tokenizer;
+using hibari::test::write_text_dataset;
 
 const char* kModel = R"({"model_type": "llama", "vocab_size": 264, "hidden_size": 32,
   "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -46,69 +49,6 @@ keep = 2
 [run]
 dir = "RUNDIR"
 )";
-
-// A byte-level BPE tokenizer.json without merges: token id = byte value (GPT-2's byte-to-unicode
-// alphabet), plus one special token; ids fit the model's 264 rows.
-void write_byte_tokenizer(const fs::path& path) {
-  std::vector<int> bs, cs;
-  for (int b = '!'; b <= '~'; ++b) bs.push_back(b);
-  for (int b = 0xA1; b <= 0xAC; ++b) bs.push_back(b);
-  for (int b = 0xAE; b <= 0xFF; ++b) bs.push_back(b);
-  cs = bs;
-  for (int b = 0, n = 0; b < 256; ++b)
-    if (std::find(bs.begin(), bs.end(), b) == bs.end()) {
-      bs.push_back(b);
-      cs.push_back(256 + n++);
-    }
-  nlohmann::json vocab = nlohmann::json::object();
-  for (size_t i = 0; i < bs.size(); ++i) {
-    const int c = cs[i];
-    std::string utf8 = c < 0x80 ? std::string(1, char(c))
-                                : std::string{char(0xC0 | (c >> 6)), char(0x80 | (c & 0x3F))};
-    vocab[utf8] = bs[i];
-  }
-  nlohmann::json byte_level = {{"type", "ByteLevel"},
-                               {"add_prefix_space", false},
-                               {"trim_offsets", true},
-                               {"use_regex", true}};
-  nlohmann::json j = {{"version", "1.0"},
-                      {"truncation", nullptr},
-                      {"padding", nullptr},
-                      {"added_tokens",
-                       {{{"id", 256},
-                         {"content", "<|end|>"},
-                         {"single_word", false},
-                         {"lstrip", false},
-                         {"rstrip", false},
-                         {"normalized", false},
-                         {"special", true}}}},
-                      {"normalizer", nullptr},
-                      {"pre_tokenizer", byte_level},
-                      {"post_processor", nullptr},
-                      {"decoder", byte_level},
-                      {"model",
-                       {{"type", "BPE"},
-                        {"dropout", nullptr},
-                        {"unk_token", nullptr},
-                        {"continuing_subword_prefix", nullptr},
-                        {"end_of_word_suffix", nullptr},
-                        {"fuse_unk", false},
-                        {"byte_fallback", false},
-                        {"vocab", vocab},
-                        {"merges", nlohmann::json::array()}}}};
-  std::ofstream(path) << j.dump();
-}
-
-void write_text_dataset(const fs::path& dir) {
-  const std::string text = "日本語と English のテキスト。 some text to train on, long enough.\n";
-  hibari::IndexedDatasetWriter writer((dir / "text").string(), hibari::TokenDtype::u16);
-  for (int d = 0; d < 12; ++d) {
-    std::vector<int32_t> ids;
-    for (size_t i = size_t(d); i < text.size(); ++i) ids.push_back(int32_t(uint8_t(text[i])));
-    writer.add_document(ids.data(), ids.size());
-  }
-  writer.finish();
-}
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
   size_t at = s.find(from);
