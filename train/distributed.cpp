@@ -309,23 +309,34 @@ void distributed_optimizer_step(Distributed& d, float lr) {
   zero_finish_step(d.zero);
 }
 
-std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64_t eval_batches) {
-  std::vector<double> losses(loader.datasets.size(), std::numeric_limits<double>::quiet_NaN());
+namespace {
+
+// One evaluation forward of the micro-batch in d.inputs / d.targets through this rank's stage
+// (activations from the stage before, to the stage after): its loss on the rank that reports it
+// (last stage, tp rank 0), 0 elsewhere, so a sum over ranks counts each micro-batch once.
+double eval_micro_batch(Distributed& d) {
   const ModelShard& s = d.model_shard;
   const int stage = d.grid.coord.pp;
   const size_t floats = llama_stage_floats(d.model);
+  if (!s.first_stage)
+    send_recv(d.grid.pp, {}, -1, std::span(llama_stage_input(d.model, 0), floats), stage - 1);
+  const float loss = llama_forward(d.model, s.first_stage ? d.inputs.data() : nullptr,
+                                   s.last_stage ? d.targets.data() : nullptr, d.B, d.T, 0.0f);
+  if (!s.last_stage)
+    send_recv(d.grid.pp, std::span(llama_stage_output(d.model, 0), floats), stage + 1, {}, -1);
+  return s.last_stage && s.tp_rank == 0 ? loss : 0.0;
+}
+
+}  // namespace
+
+std::vector<double> distributed_validation(Distributed& d, Loader& loader, int64_t eval_batches) {
+  std::vector<double> losses(loader.datasets.size(), std::numeric_limits<double>::quiet_NaN());
   for (size_t ds = 0; ds < loader.datasets.size(); ++ds) {
     if (eval_batches == 0 || loader_valid_samples(loader, ds) == 0) continue;
     double sum = 0;
     for (int64_t i = d.grid.coord.dp; i < eval_batches; i += d.grid.sizes.dp) {
       loader_read_valid(loader, ds, i * int64_t(d.B), d.inputs.data(), d.targets.data());
-      if (!s.first_stage)
-        send_recv(d.grid.pp, {}, -1, std::span(llama_stage_input(d.model, 0), floats), stage - 1);
-      float loss = llama_forward(d.model, s.first_stage ? d.inputs.data() : nullptr,
-                                 s.last_stage ? d.targets.data() : nullptr, d.B, d.T, 0.0f);
-      if (!s.last_stage)
-        send_recv(d.grid.pp, std::span(llama_stage_output(d.model, 0), floats), stage + 1, {}, -1);
-      if (s.last_stage && s.tp_rank == 0) sum += loss;
+      sum += eval_micro_batch(d);
     }
     losses[ds] = distributed_sum(d, sum) / double(eval_batches);
   }
@@ -336,20 +347,11 @@ double distributed_eval_stream(Distributed& d, Loader& loader, int which, int64_
                                int64_t micro_batches) {
   if (micro_batches == 0 || loader_eval_stream_size(loader, which) == 0)
     return std::numeric_limits<double>::quiet_NaN();
-  const ModelShard& s = d.model_shard;
-  const int stage = d.grid.coord.pp;
-  const size_t floats = llama_stage_floats(d.model);
   double sum = 0;
   for (int64_t i = d.grid.coord.dp; i < micro_batches; i += d.grid.sizes.dp) {
     loader_read_eval_stream(loader, which, first + i * int64_t(d.B), d.inputs.data(),
                             d.targets.data());
-    if (!s.first_stage)
-      send_recv(d.grid.pp, {}, -1, std::span(llama_stage_input(d.model, 0), floats), stage - 1);
-    float loss = llama_forward(d.model, s.first_stage ? d.inputs.data() : nullptr,
-                               s.last_stage ? d.targets.data() : nullptr, d.B, d.T, 0.0f);
-    if (!s.last_stage)
-      send_recv(d.grid.pp, std::span(llama_stage_output(d.model, 0), floats), stage + 1, {}, -1);
-    if (s.last_stage && s.tp_rank == 0) sum += loss;
+    sum += eval_micro_batch(d);
   }
   return distributed_sum(d, sum) / double(micro_batches);
 }
