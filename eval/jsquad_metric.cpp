@@ -11,25 +11,19 @@
 #include "core/error.h"
 #include "eval/emoji_code_points.h"
 #include "eval/neologdn.h"
+#include "eval/python_text.h"
 
 namespace hibari {
 namespace {
 
-// Python's str.isspace() (what str.split() splits on).
-bool py_isspace(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
-
-// text.split(): the runs between whitespace.
+// text.split(): the runs between Python whitespace (eval/python_text.h).
 std::vector<std::u32string> py_split(std::u32string_view text) {
   std::vector<std::u32string> words;
   size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && py_isspace(text[i])) ++i;
+    while (i < text.size() && python_isspace(text[i])) ++i;
     const size_t start = i;
-    while (i < text.size() && !py_isspace(text[i])) ++i;
+    while (i < text.size() && !python_isspace(text[i])) ++i;
     if (i > start) words.emplace_back(text.substr(start, i - start));
   }
   return words;
