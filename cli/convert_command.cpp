@@ -57,16 +57,10 @@ struct TokenizerSource {
 };
 
 TokenizerSource find_tokenizer(const std::string& from, const std::string& run_toml) {
-  std::error_code ec;
-  fs::path p = fs::absolute(fs::path(from), ec).lexically_normal();
-  if (p.filename().empty()) p = p.parent_path();
-  for (int up = 0; up < 3; ++up) {
-    for (const char* name : {"tokenizer.json", "tokenizer.model"})
-      if (fs::is_regular_file(p / name, ec)) return {(p / name).string(), p.string()};
-    if (!p.has_parent_path() || p.parent_path() == p) break;
-    p = p.parent_path();
-  }
+  if (std::string found = find_model_tokenizer(from); !found.empty())
+    return {found, fs::path(found).parent_path().string()};
   if (run_toml.empty()) return {};
+  std::error_code ec;
   std::string named;
   try {
     const toml::table run = toml::parse(run_toml);

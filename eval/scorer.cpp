@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "infer/generate.h"
 
 namespace hibari {
@@ -22,41 +23,19 @@ constexpr size_t kStepTokens = 512;
 
 namespace {
 
-// tokenizer_config.json's clean_up_tokenization_spaces, from the directory the tokenizer comes
-// from: --tokenizer's (the file's directory), else the first of the model directory and the two
-// above it that holds a tokenizer (load_tokenizer_for_model's search).  True when absent.
-bool read_clean_up_tokenization_spaces(const std::string& model_dir, const std::string& tokenizer) {
-  namespace fs = std::filesystem;
+// tokenizer_config.json's clean_up_tokenization_spaces beside the tokenizer file that was loaded.
+// True when absent.
+bool read_clean_up_tokenization_spaces(const std::string& tokenizer_file) {
+  const std::filesystem::path config =
+      std::filesystem::path(tokenizer_file).parent_path() / "tokenizer_config.json";
   std::error_code ec;
-  std::vector<fs::path> places;
-  if (!tokenizer.empty()) {
-    places.push_back(fs::is_directory(tokenizer, ec) ? fs::path(tokenizer)
-                                                     : fs::path(tokenizer).parent_path());
-  } else {
-    fs::path p = fs::absolute(fs::path(model_dir), ec).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();
-    places.push_back(p);
-    for (int up = 0; up < 2 && p.has_parent_path() && p.parent_path() != p; ++up)
-      places.push_back(p = p.parent_path());
-  }
-  for (const fs::path& dir : places) {
-    if (!fs::exists(dir / "tokenizer.json", ec) && !fs::exists(dir / "tokenizer.model", ec))
-      continue;
-    const fs::path config = dir / "tokenizer_config.json";
-    if (!fs::exists(config, ec)) return true;
-    std::ifstream in(config, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      fail_file(config.string(), "invalid JSON (a tokenizer_config.json is one JSON object)");
-    auto it = j.find("clean_up_tokenization_spaces");
-    if (it == j.end() || it->is_null()) return true;
-    if (!it->is_boolean())
-      fail_file(config.string(), "\"clean_up_tokenization_spaces\" is not true or false");
-    return it->get<bool>();
-  }
-  return true;
+  if (!std::filesystem::exists(config, ec)) return true;
+  std::ifstream in(config, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json j = parse_json_file(text.str(), config.string());
+  if (!j.is_object()) fail_file(config.string(), "not a JSON object");
+  return json_get_bool(j, "clean_up_tokenization_spaces", true, config.string());
 }
 
 }  // namespace
@@ -73,7 +52,7 @@ void load_eval_model(EvalModel& m, const std::string& model_dir, const std::stri
   if (max_length == 0) max_length = config.max_position_embeddings;
   max_length = std::min(max_length, config.max_position_embeddings);
   m.tokenizer.emplace(load_tokenizer_for_model(model_dir, tokenizer));
-  m.clean_up_tokenization_spaces = read_clean_up_tokenization_spaces(model_dir, tokenizer);
+  m.clean_up_tokenization_spaces = read_clean_up_tokenization_spaces(m.tokenizer->path());
   check(m.tokenizer->vocab_size() <= config.vocab_size,
         model_dir + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
             " tokens, the model's vocabulary " + std::to_string(config.vocab_size));

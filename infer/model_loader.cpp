@@ -172,24 +172,29 @@ LoadedModel load_model_for_inference(const std::string& path) {
   return m;
 }
 
-TextTokenizer load_tokenizer_for_model(const std::string& model_path,
-                                       const std::string& tokenizer_path) {
-  if (!tokenizer_path.empty()) return load_text_tokenizer(tokenizer_path);
+std::string find_model_tokenizer(const std::string& model_path) {
   // the model directory, then (a checkpoint) the step directory's root and the run directory
-  std::vector<fs::path> places = {fs::path(model_path)};
   std::error_code ec;
   fs::path p = fs::absolute(fs::path(model_path), ec).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
-  for (int up = 0; up < 2 && p.has_parent_path() && p.parent_path() != p; ++up) {
-    p = p.parent_path();
-    places.push_back(p);
-  }
-  for (const fs::path& dir : places)
+  for (int up = 0; up < 3; ++up) {
     for (const char* name : {"tokenizer.json", "tokenizer.model"})
-      if (fs::exists(dir / name, ec)) return load_text_tokenizer((dir / name).string());
-  fail_file(model_path,
-            "no tokenizer.json or tokenizer.model here or in the two directories above "
-            "(give one with --tokenizer)");
+      if (fs::is_regular_file(p / name, ec)) return (p / name).string();
+    if (!p.has_parent_path() || p.parent_path() == p) break;
+    p = p.parent_path();
+  }
+  return "";
+}
+
+TextTokenizer load_tokenizer_for_model(const std::string& model_path,
+                                       const std::string& tokenizer_path) {
+  if (!tokenizer_path.empty()) return load_text_tokenizer(tokenizer_path);
+  const std::string found = find_model_tokenizer(model_path);
+  if (found.empty())
+    fail_file(model_path,
+              "no tokenizer.json or tokenizer.model here or in the two directories above "
+              "(give one with --tokenizer)");
+  return load_text_tokenizer(found);
 }
 
 void llama_over_loaded(Llama& llama, LoadedModel& model, size_t B, size_t T) {

@@ -43,10 +43,13 @@ LoadedModel load_model_for_inference(const std::string& path);
 // The index of the first NaN or Inf among x[0, n), or n when all are finite (parallel, vectorized).
 size_t first_non_finite(const float* x, size_t n);
 
-// The tokenizer of a model: `tokenizer_path` (file or directory) when not empty, else a
-// tokenizer.json / tokenizer.model in `model_path`, in the checkpoint's directory, in a checkpoint
-// root, or in the run directory above it.  One-line error naming where it looked when none is
-// found.
+// The tokenizer file that goes with a model: the first tokenizer.json / tokenizer.model in
+// `model_path`, then in the two directories above it (a checkpoint step's root and its run
+// directory); "" when there is none.
+std::string find_model_tokenizer(const std::string& model_path);
+
+// The tokenizer of a model: `tokenizer_path` (file or directory) when not empty, else
+// find_model_tokenizer's.  One-line error naming where it looked when none is found.
 TextTokenizer load_tokenizer_for_model(const std::string& model_path,
                                        const std::string& tokenizer_path);
 

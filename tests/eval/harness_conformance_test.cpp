@@ -250,9 +250,9 @@ TEST(HarnessConformance, DecodedGenerationsAreCleanedUpAsTransformersDoes) {
   j["clean_up_tokenization_spaces"] = "yes";
   std::ofstream(config) << j.dump();
   EvalModel bad;
-  EXPECT_NE(test::error_of([&] {
-              load_eval_model(bad, tiny.path, "", 1, 64);
-            }).find("tokenizer_config.json: \"clean_up_tokenization_spaces\" is not true or false"),
+  EXPECT_NE(test::error_of([&] { load_eval_model(bad, tiny.path, "", 1, 64); })
+                .find("tokenizer_config.json: field \"clean_up_tokenization_spaces\" must be true "
+                      "or false, got \"yes\""),
             std::string::npos);
 }
 
